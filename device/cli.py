@@ -1,0 +1,78 @@
+"""The ``painmon`` command.
+
+Each subcommand is one small function taking the parsed arguments and returning the exit
+status: 0 success, 2 bad input (configuration, usage), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from device.config import ConfigError, load_config, reference_markdown
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+# Libraries that narrate every packet at INFO; painmon's own -v should not drown in them.
+_CHATTY_LOGGERS = ("amqtt", "transitions")
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """Log to stderr: warnings by default, info with -v, debug with -vv (libraries too)."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    try:
+        load_config(args.file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{args.file}: ok")
+    return EXIT_OK
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    sys.stdout.write(reference_markdown())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="painmon", description="Bedside and home pain monitor.")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate-config", help="check a configuration file and exit",
+                       description="Check a TOML configuration file without starting anything.")
+    p.add_argument("file", metavar="FILE", help="configuration file (TOML)")
+    p.set_defaults(handler=cmd_validate_config)
+
+    p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
+    p.set_defaults(handler=cmd_config_reference)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    setup_logging(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
