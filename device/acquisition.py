@@ -156,7 +156,7 @@ class Sensor:
     def step(self) -> list[SampleBlock]:
         """Do what is due; never raises a bus error."""
         now = self.clock.now_ns()
-        if now < self._due_ns:
+        if now < self.next_due_ns():
             return []
         if not self.ok:
             self.open()

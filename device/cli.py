@@ -46,6 +46,48 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load(path: str | None):
+    """The configuration from ``path`` (defaults when None), or the problems printed."""
+    from device.config import default_config
+
+    try:
+        return load_config(path) if path else default_config()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from device.app import parse_broker, run_demo
+
+    if args.broker:
+        try:
+            parse_broker(args.broker)
+        except ValueError as exc:
+            print(f"painmon demo: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if args.speed <= 0:
+        print("painmon demo: --speed must be > 0", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.config and _load(args.config) is None:
+        return EXIT_BAD_INPUT
+    try:
+        return run_demo(seconds=args.seconds, broker=args.broker, speed=args.speed,
+                        config_path=args.config)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from device.app import run_device
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_BAD_INPUT
+    return run_device(config, seconds=args.seconds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="painmon", description="Bedside and home pain monitor.")
@@ -57,6 +99,25 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Check a TOML configuration file without starting anything.")
     p.add_argument("file", metavar="FILE", help="configuration file (TOML)")
     p.set_defaults(handler=cmd_validate_config)
+
+    p = sub.add_parser("demo", help="run the emulated board end to end and show what it publishes",
+                       description="Emulated chips fed by the physiology simulator, read by the "
+                       "real drivers, through the signal path, published over MQTT; every message "
+                       "received back is printed. Without --broker it uses localhost:1883 when a "
+                       "broker answers there, else starts one bound to 127.0.0.1.")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="stop after this much demo time (default: run until Ctrl-C)")
+    p.add_argument("--broker", metavar="HOST:PORT", help="publish to this MQTT broker")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="run the emulated clock this many times faster than real time")
+    p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
+    p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser("run", help="run the device (the systemd service runs this)",
+                       description="Read the sensors named in the configuration, process, publish.")
+    p.add_argument("--config", metavar="FILE", required=True, help="configuration file (TOML)")
+    p.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     p.set_defaults(handler=cmd_config_reference)

@@ -272,6 +272,19 @@ def test_scanner_reanchors_after_a_stall():
         assert resumed and resumed[0].t0_ns - t_resume_ns < 5e6
 
 
+def test_scanner_rides_out_a_short_stall_without_a_gap():
+    """A thread late by less than max_late_s catches up; the series stays contiguous."""
+    clock, _, sampler = scan_rig()
+    blocks = scan(clock, sampler, 1.0)
+    clock.advance(0.03)
+    blocks += scan(clock, sampler, 1.0) + sampler.flush()
+    assert sampler.missed_samples == {"ecg": 0, "eda": 0}
+    for name, rate_hz in (("ecg", 250), ("eda", 8)):
+        mine = [b for b in blocks if b.channel == name]
+        assert all(b.t0_ns == a.t_end_ns for a, b in pairwise(mine))
+        assert abs(sum(len(b) for b in mine) - 2.03 * rate_hz) <= 2
+
+
 def test_scanner_refuses_more_than_the_adc_can_convert():
     _, _, _, adc = rig(constant([0.0] * 4), data_rate_sps=250)
     chans = [

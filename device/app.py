@@ -1,0 +1,166 @@
+"""The two ways painmon runs: the device (``painmon run``) and the demo (``painmon demo``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import uuid
+from contextlib import ExitStack
+from typing import Callable, TextIO
+
+import paho.mqtt.client as mqtt
+
+from sensors.clock import MonotonicClock, ScaledClock
+
+from device.broker import EmbeddedBroker, broker_answers
+from device.config import PainmonConfig, default_config, load_config
+from device.mqtt import MqttLink
+from device.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+#: Live vitals are worth nothing once stale: a broker holding them past this drops them.
+VITALS_EXPIRY_S = 10
+
+
+def mqtt_output(link: MqttLink) -> Callable[[str, dict], None]:
+    def publish(topic: str, message: dict) -> None:
+        link.publish_json(topic, message, expiry_s=VITALS_EXPIRY_S if topic == "vitals" else None)
+
+    return publish
+
+
+def _stop_on_signals(pipeline: Pipeline) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: pipeline.stop())
+
+
+def run_device(config: PainmonConfig, seconds: float | None = None) -> int:
+    """Run on the real clock until SIGTERM/SIGINT (or ``seconds``)."""
+    boot_id = uuid.uuid4().hex[:12]
+    clock = MonotonicClock()
+    with MqttLink(config.mqtt, config.device_id, boot_id) as link:
+        pipeline = Pipeline(config, clock, [mqtt_output(link)], boot_id=boot_id)
+        _stop_on_signals(pipeline)
+        try:
+            pipeline.run(seconds)
+        finally:
+            pipeline.stop()
+    return 0
+
+
+# -- the demo --------------------------------------------------------------------------------
+def _fmt(value, spec: str, missing: str = "  --") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def format_message(topic: str, payload: bytes) -> str:
+    """One readable line for a message the device published."""
+    kind = topic.rsplit("/", 1)[-1]
+    try:
+        msg = json.loads(payload)
+    except ValueError:
+        return f"{kind:7} {payload[:80]!r}"
+    if kind == "vitals":
+        hr = msg.get("hr_bpm") or {}
+        q = msg.get("quality") or {}
+        sensors = msg.get("sensors") or {}
+        down = [f"{n} {s.get('state')}" for n, s in sensors.items() if s.get("state") != "ok"]
+        return (f"vitals  #{msg.get('seq', '?'):<4} HR ppg {_fmt(hr.get('ppg'), '5.1f')} "
+                f"ecg {_fmt(hr.get('ecg'), '5.1f')} bpm   EDA {_fmt(msg.get('eda_us'), '5.2f')} uS   "
+                f"motion {_fmt(msg.get('motion_g'), '5.3f')} g   quality "
+                + " ".join(f"{k} {v:.2f}" for k, v in q.items())
+                + (f"   [{', '.join(down)}]" if down else ""))
+    if kind == "status":
+        return f"status  {msg.get('state')} (boot {msg.get('boot_id')})"
+    return f"{kind:7} {json.dumps(msg)[:160]}"
+
+
+class ConsoleSubscriber:
+    """Subscribes to everything the device publishes and prints each message as one line."""
+
+    def __init__(self, host: str, port: int, topic: str, protocol: str, out: TextIO,
+                 annotate: Callable[[str], str] | None = None) -> None:
+        proto = mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=proto,
+                                  client_id=f"painmon-demo-console-{uuid.uuid4().hex[:6]}")
+        self.topic = topic
+        self.out = out
+        self.annotate = annotate
+        self.received = 0
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.connect_async(host, port, keepalive=30)
+        self.client.loop_start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not reason_code.is_failure:
+            client.subscribe(self.topic, qos=1)
+
+    def _on_message(self, client, userdata, message) -> None:
+        self.received += 1
+        line = format_message(message.topic, message.payload)
+        if self.annotate is not None and message.topic.endswith("/vitals"):
+            line += self.annotate(message.topic)
+        print(line, file=self.out, flush=True)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def parse_broker(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--broker must be HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: float = 1.0,
+             config_path: str | None = None, out: TextIO = sys.stdout, quiet: bool = False) -> int:
+    """The emulated board through the real drivers and signal path, published over MQTT."""
+    config = load_config(config_path) if config_path else default_config()
+    config = config.model_copy(update={"hardware": "emulated"})
+    boot_id = uuid.uuid4().hex[:12]
+    with ExitStack() as stack:
+        if broker:
+            host, port = parse_broker(broker)
+            protocol = config.mqtt.protocol
+        elif broker_answers("127.0.0.1", 1883):
+            host, port, protocol = "127.0.0.1", 1883, config.mqtt.protocol
+        else:
+            embedded = stack.enter_context(EmbeddedBroker())
+            host, port, protocol = embedded.host, embedded.port, embedded.protocol
+            print(f"no MQTT broker on localhost:1883; started one on {host}:{port}", file=out)
+        config = config.model_copy(update={"mqtt": config.mqtt.model_copy(
+            update={"host": host, "port": port, "protocol": protocol})})
+        topic_root = f"{config.mqtt.topic_prefix}/{config.device_id}"
+        print(f"painmon demo: emulated board -> drivers -> signal path -> MQTT {host}:{port} "
+              f"topic {topic_root}/#  (speed x{speed:g}, Ctrl-C stops)", file=out, flush=True)
+        clock = ScaledClock(speed)
+        link = stack.enter_context(MqttLink(config.mqtt, config.device_id, boot_id))
+        pipeline = Pipeline(config, clock, [mqtt_output(link)], boot_id=boot_id)
+        simulator = pipeline.board.emulated.simulator
+
+        def truth(_topic: str) -> str:
+            t_s = clock.now_ns() / 1e9
+            window_s = config.processing.window_s
+            if t_s < window_s:
+                return ""
+            return (f"   (simulated: HR {simulator.hr_bpm(t_s - window_s, t_s):5.1f}, "
+                    f"EDA {float(simulator.eda_us([t_s])[0]):5.2f})")
+
+        if not quiet:
+            console = ConsoleSubscriber(host, port, f"{topic_root}/#", protocol, out, truth)
+            stack.callback(console.close)
+        _stop_on_signals(pipeline)
+        try:
+            pipeline.run(seconds)
+        finally:
+            pipeline.stop()
+    return 0

@@ -1,0 +1,138 @@
+"""The pipeline: reader threads → bounded queue → one processing loop on the hop → outputs.
+
+The loop owns time: every ``hop_s`` of the clock it drains the queue into the signal path,
+computes the vitals over the latest window and hands one message per topic to the outputs
+(MQTT, the console, a recorder). It also supervises the reader threads: a reader that crashed
+is restarted within a budget, and the crash is reported, never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import Callable
+
+from models.vitals import VitalsTracker
+from sensors.clock import Clock
+
+from device.acquisition import BusReader, SensorState
+from device.hardware import Board, build_board
+from device.queues import DropOldestQueue
+
+log = logging.getLogger(__name__)
+
+Output = Callable[[str, dict], None]
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Pipeline:
+    def __init__(self, config, clock: Clock, outputs: list[Output] | None = None, *,
+                 boot_id: str | None = None, board: Board | None = None,
+                 reader_restart_budget: int = 5) -> None:
+        self.config = config
+        self.clock = clock
+        self.outputs = list(outputs or [])
+        self.boot_id = boot_id or uuid.uuid4().hex[:12]
+        self.seq = 0
+        self.hops = 0
+        self.events: list[SensorState] = []
+        self.queue: DropOldestQueue = DropOldestQueue(config.processing.queue_blocks)
+        self.board = board or build_board(config, clock, on_state=self.events.append)
+        self.readers = [BusReader(name, sensors, self.queue.put, clock)
+                        for name, sensors in self.board.sensors_by_bus.items()]
+        self.vitals = VitalsTracker(window_s=config.processing.window_s,
+                                    hop_s=config.processing.hop_s)
+        self.reader_restart_budget = reader_restart_budget
+        self.reader_crashes: list[str] = []
+        self._stop = threading.Event()
+        self._next_hop_ns: int | None = None
+
+    # -- life --------------------------------------------------------------------------------
+    def start(self) -> None:
+        for reader in self.readers:
+            reader.start()
+        self._next_hop_ns = self.clock.now_ns() + round(self.config.processing.hop_s * 1e9)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for reader in self.readers:
+            reader.stop()
+        for sensor in self.board.sensors:
+            sensor.close()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, seconds: float | None = None) -> None:
+        """Step on the hop until ``stop()`` or until ``seconds`` of clock time have passed."""
+        if self._next_hop_ns is None:
+            self.start()
+        end_ns = None if seconds is None else self.clock.now_ns() + round(seconds * 1e9)
+        speed = getattr(self.clock, "speed", 1.0)
+        while not self._stop.is_set():
+            now = self.clock.now_ns()
+            if end_ns is not None and now >= end_ns:
+                break
+            if now >= self._next_hop_ns:
+                self.step(self._next_hop_ns)
+                self._next_hop_ns += round(self.config.processing.hop_s * 1e9)
+                if self._next_hop_ns < now:  # fell behind by more than a hop: skip, don't pile up
+                    log.warning("processing fell behind by %.1f s", (now - self._next_hop_ns) / 1e9)
+                    self._next_hop_ns = now + round(self.config.processing.hop_s * 1e9)
+                continue
+            wait_ns = self._next_hop_ns - now
+            if end_ns is not None:
+                wait_ns = min(wait_ns, end_ns - now)
+            self._stop.wait(max(0.0, wait_ns / 1e9 / speed))
+
+    def step(self, t_ns: int) -> dict:
+        """One hop: drain the queue, update the signal path, publish. Returns the vitals message."""
+        self._supervise_readers()
+        for block in self.queue.drain():
+            self.vitals.push(block)
+        vitals = self.vitals.update(t_ns)
+        self.hops += 1
+        message = self.envelope("painmon.vitals/1")
+        message.update(vitals.to_dict())
+        message.pop("t_ns", None)
+        message["sensors"] = self.sensor_states()
+        self.publish("vitals", message)
+        return message
+
+    def envelope(self, schema: str) -> dict:
+        self.seq += 1
+        return {"schema": schema, "device_id": self.config.device_id, "boot_id": self.boot_id,
+                "seq": self.seq, "t": utc_now_iso()}
+
+    def sensor_states(self) -> dict[str, dict]:
+        return {s.name: {"state": s.status.state, **({"reason": s.status.reason} if s.status.reason else {})}
+                for s in self.board.sensors}
+
+    def publish(self, topic: str, message: dict) -> None:
+        for output in self.outputs:
+            try:
+                output(topic, message)
+            except Exception:  # noqa: BLE001 - one broken output must not stop the others
+                log.exception("output %r failed on %s", output, topic)
+
+    def _supervise_readers(self) -> None:
+        for reader in self.readers:
+            if reader.alive() or self._stop.is_set():
+                continue
+            reason = f"reader {reader.name} stopped: {reader.crash!r}"
+            self.reader_crashes.append(reason)
+            if reader.restarts >= self.reader_restart_budget:
+                continue
+            reader.restarts += 1
+            log.error("%s; restart %d of %d", reason, reader.restarts, self.reader_restart_budget)
+            reader.start()

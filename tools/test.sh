@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The second command: set up, install the MQTT broker the tests start, run the whole suite.
+# Arguments go to pytest, e.g. tools/test.sh -k mqtt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh test
+
+if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+  echo "installing mosquitto (the tests start their own broker on a free loopback port)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto
+  else sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto; fi
+fi
+
+exec .venv/bin/python -m pytest "$@"
