@@ -1,0 +1,307 @@
+"""Per-second physiological features the physio model reads, computed from raw signals.
+
+The same code runs offline on whole recordings (training, evaluation) and on the device on
+its last ``HISTORY_S`` seconds of samples, so every window is causal: the value for a step
+uses only samples up to that step's end. Any sample rate works; each signal carries its own.
+
+Features (one row per ``STEP_S`` step, physical units, NaN where the signal does not allow
+the measure):
+
+- ``hr_bpm``: 60 / mean of the plausible inter-beat intervals in the last 10 s.
+- ``hrv_rmssd_ms``: RMSSD of successive plausible intervals over the last 30 s. Ultra-short
+  RMSSD (10-30 s) tracks the 5-min standard (Munoz et al., PLoS ONE 2015).
+- ``ppg_amp``: geometric mean of the beat amplitudes (peak minus the trough before it) in the
+  last 10 s, in the input's units; sympathetic vasoconstriction shrinks it.
+- ``eda_tonic_us``: lowest skin conductance in the last 10 s; phasic responses ride on top.
+- ``eda_phasic_us_per_s``: summed rises of the 1 Hz low-passed conductance over the last
+  10 s per second, a cheap stand-in for skin-conductance-response activity.
+- ``motion_g``: standard deviation of the acceleration magnitude over the last 2 s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter, minimum_filter1d, uniform_filter1d
+from scipy.signal import butter, find_peaks, sosfiltfilt
+
+FEATURE_NAMES = (
+    "hr_bpm",
+    "hrv_rmssd_ms",
+    "ppg_amp",
+    "eda_tonic_us",
+    "eda_phasic_us_per_s",
+    "motion_g",
+)
+STEP_S = 1.0
+SEQUENCE_STEPS = 60
+HR_WINDOW_S = 10.0
+HRV_WINDOW_S = 30.0
+EDA_WINDOW_S = 10.0
+MOTION_WINDOW_S = 2.0
+# The device keeps this much raw signal: the longest window plus room for filter edges.
+HISTORY_S = 40.0
+
+# 40-180 bpm; a beat closer than 0.33 s to the last one is a dicrotic notch or noise.
+_IBI_MIN_S, _IBI_MAX_S = 0.33, 1.5
+# A beat-to-beat jump above 25 % of the local median is an artefact (Kubios-style correction).
+_IBI_JUMP = 0.25
+# A finger-free E4 or an open GSR clip reads (near) zero conductance.
+_EDA_CONTACT_US = 0.02
+_BEAT_BANDS_HZ = {"ppg": (0.7, 3.5), "ecg": (5.0, 20.0)}
+
+
+@dataclass(frozen=True, slots=True)
+class StepFeatures:
+    """``values`` (steps x 6, columns in ``FEATURE_NAMES`` order) and per-step signal quality."""
+
+    values: np.ndarray
+    ppg_quality: np.ndarray
+    eda_quality: np.ndarray
+
+    @property
+    def quality(self) -> np.ndarray:
+        """0..1 per step: beat coverage and skin contact, lowered by strong motion."""
+        motion = np.nan_to_num(self.values[:, 5], nan=0.0)
+        motion_factor = np.clip(1.5 - 5.0 * motion, 0.3, 1.0)
+        return 0.5 * (self.ppg_quality + self.eda_quality) * motion_factor
+
+
+def step_features(
+    ppg: np.ndarray | None = None,
+    ppg_rate_hz: float | None = None,
+    eda_us: np.ndarray | None = None,
+    eda_rate_hz: float | None = None,
+    accel_g: np.ndarray | None = None,
+    accel_rate_hz: float | None = None,
+    *,
+    n_steps: int | None = None,
+    ppg_polarity: int = 1,
+    beat_source: str = "ppg",
+) -> StepFeatures:
+    """Features for each ``STEP_S`` step of signals that all start at the same instant.
+
+    ``ppg`` is any pulse wave (E4 BVP, MAX30102 counts); ``ppg_polarity`` is +1 when the
+    systolic upstroke raises the value and -1 when it lowers it (raw reflectance counts).
+    ``beat_source="ecg"`` reads beats from an ECG lead instead. ``accel_g`` is (N, 3) axes or
+    (N,) magnitude, in g. A missing signal gives NaN columns and zero quality for it.
+    """
+    durations = []
+    for name, x, rate in (("ppg", ppg, ppg_rate_hz), ("eda_us", eda_us, eda_rate_hz),
+                          ("accel_g", accel_g, accel_rate_hz)):
+        if x is None:
+            continue
+        if rate is None or not rate > 0:
+            raise ValueError(f"{name}: a positive sample rate is needed, got {rate}")
+        durations.append(len(x) / rate)
+    if not durations:
+        raise ValueError("step_features: no signal given (ppg, eda_us and accel_g are all None)")
+    if n_steps is None:
+        n_steps = int(np.floor(min(durations) / STEP_S + 1e-9))
+    ends_s = (np.arange(n_steps) + 1) * STEP_S
+    values = np.full((n_steps, len(FEATURE_NAMES)), np.nan)
+    ppg_q = np.zeros(n_steps)
+    eda_q = np.zeros(n_steps)
+    if ppg is not None:
+        values[:, 0:3], ppg_q = _beat_features(np.asarray(ppg, float), float(ppg_rate_hz), ends_s,
+                                              ppg_polarity, beat_source)
+    if eda_us is not None:
+        values[:, 3:5], eda_q = _eda_features(np.asarray(eda_us, float), float(eda_rate_hz), ends_s)
+    if accel_g is not None:
+        values[:, 5] = _motion_feature(np.asarray(accel_g, float), float(accel_rate_hz), ends_s)
+    return StepFeatures(values, ppg_q, eda_q)
+
+
+def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str = "ppg"):
+    """Beat times (s) and amplitudes: peaks of the band-passed wave, scaled by its local RMS
+    so that one prominence threshold works for any gain and through slow amplitude changes."""
+    if source not in _BEAT_BANDS_HZ:
+        raise ValueError(f"beat source must be one of {sorted(_BEAT_BANDS_HZ)}, got {source!r}")
+    low, high = _BEAT_BANDS_HZ[source]
+    high = min(high, 0.45 * rate_hz)
+    if len(x) < int(3 * rate_hz) or not np.all(np.isfinite(x)):
+        x = np.nan_to_num(x, nan=np.nanmedian(x) if np.any(np.isfinite(x)) else 0.0)
+    if len(x) < 16:
+        return np.empty(0), np.empty(0)
+    sos = butter(2, (low, high), btype="bandpass", fs=rate_hz, output="sos")
+    padlen = min(len(x) - 1, int(3 * rate_hz))
+    y = sosfiltfilt(sos, x - np.median(x), padlen=padlen) * (1 if polarity >= 0 else -1)
+    rms = np.sqrt(uniform_filter1d(y * y, size=max(3, int(3 * rate_hz)), mode="nearest"))
+    z = y / (rms + 1e-12 + 1e-6 * np.max(np.abs(y)))
+    peaks, _ = find_peaks(z, distance=max(1, int(_IBI_MIN_S * rate_hz)), prominence=0.8)
+    trough_w = max(2, int(0.4 * rate_hz))
+    troughs = minimum_filter1d(y, size=trough_w, origin=(trough_w - 1) // 2, mode="nearest")
+    return peaks / rate_hz, y[peaks] - troughs[peaks]
+
+
+def _window_index(times: np.ndarray, ends_s: np.ndarray, window_s: float):
+    lo = np.searchsorted(times, ends_s - window_s, side="right")
+    hi = np.searchsorted(times, ends_s, side="right")
+    return lo, hi
+
+
+def _window_sum(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    c = np.concatenate(([0.0], np.cumsum(values)))
+    return c[hi] - c[lo]
+
+
+def _beat_features(x, rate_hz, ends_s, polarity, source):
+    n = len(ends_s)
+    out = np.full((n, 3), np.nan)
+    beat_t, amp = detect_beats(x, rate_hz, polarity, source)
+    if len(beat_t) < 3:
+        return out, np.zeros(n)
+    ibi = np.diff(beat_t)
+    t = beat_t[1:]
+    amp = amp[1:]
+    local = median_filter(ibi, size=5, mode="nearest")
+    ok = (ibi > _IBI_MIN_S) & (ibi < _IBI_MAX_S) & (np.abs(ibi / local - 1.0) < _IBI_JUMP)
+    ok &= amp > 0
+    okf = ok.astype(float)
+
+    lo, hi = _window_index(t, ends_s, HR_WINDOW_S)
+    count = _window_sum(okf, lo, hi)
+    ibi_sum = _window_sum(np.where(ok, ibi, 0.0), lo, hi)
+    log_amp = _window_sum(np.where(ok, np.log(np.where(ok, amp, 1.0)), 0.0), lo, hi)
+    enough = count >= 3
+    out[enough, 0] = 60.0 * count[enough] / ibi_sum[enough]
+    if source == "ppg":
+        out[enough, 2] = np.exp(log_amp[enough] / count[enough])
+    quality = np.clip(ibi_sum / HR_WINDOW_S, 0.0, 1.0)
+
+    pair_ok = ok[1:] & ok[:-1]
+    sq = np.where(pair_ok, np.diff(ibi) ** 2, 0.0)
+    lo, hi = _window_index(t[1:], ends_s, HRV_WINDOW_S)
+    pairs = _window_sum(pair_ok.astype(float), lo, hi)
+    ssq = _window_sum(sq, lo, hi)
+    enough = pairs >= 5
+    out[enough, 1] = 1000.0 * np.sqrt(ssq[enough] / pairs[enough])
+    return out, quality
+
+
+def _sample_index_at(ends_s: np.ndarray, rate_hz: float, n: int) -> np.ndarray:
+    """Index of the last sample taken before each step end (sample i is at i / rate_hz)."""
+    return np.clip(np.ceil(ends_s * rate_hz - 1e-9).astype(int) - 1, 0, n - 1)
+
+
+def _eda_features(eda_us, rate_hz, ends_s):
+    n = len(ends_s)
+    out = np.full((n, 2), np.nan)
+    if len(eda_us) < 2:
+        return out, np.zeros(n)
+    eda_us = np.nan_to_num(eda_us, nan=0.0)
+    if rate_hz > 2.5 and len(eda_us) > 3 * rate_hz:
+        sos = butter(2, 1.0, btype="lowpass", fs=rate_hz, output="sos")
+        eda_us = sosfiltfilt(sos, eda_us, padlen=min(len(eda_us) - 1, int(3 * rate_hz)))
+    w = max(1, int(round(EDA_WINDOW_S * rate_hz)))
+    tonic = minimum_filter1d(eda_us, size=w, origin=(w - 1) // 2, mode="nearest")
+    rises = np.concatenate(([0.0], np.maximum(np.diff(eda_us), 0.0)))
+    idx = _sample_index_at(ends_s, rate_hz, len(eda_us))
+    covered = ends_s * rate_hz <= len(eda_us) + 1e-6
+    out[:, 0] = tonic[idx]
+    rise_sum = _window_sum(rises, np.maximum(idx + 1 - w, 0), idx + 1)
+    out[:, 1] = rise_sum / EDA_WINDOW_S
+    out[~covered] = np.nan
+    quality = ((out[:, 0] >= _EDA_CONTACT_US) & covered).astype(float)
+    return out, quality
+
+
+def _motion_feature(accel_g, rate_hz, ends_s):
+    mag = np.linalg.norm(accel_g, axis=1) if accel_g.ndim == 2 else np.abs(accel_g)
+    if len(mag) == 0:
+        return np.full(len(ends_s), np.nan)
+    w = max(2, int(round(MOTION_WINDOW_S * rate_hz)))
+    idx = _sample_index_at(ends_s, rate_hz, len(mag))
+    lo = np.maximum(idx + 1 - w, 0)
+    count = (idx + 1 - lo).astype(float)
+    mean = _window_sum(mag, lo, idx + 1) / count
+    mean_sq = _window_sum(mag * mag, lo, idx + 1) / count
+    motion = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+    motion[ends_s * rate_hz > len(mag) + 1e-6] = np.nan
+    return motion
+
+
+# How each feature is compared with the rest baseline: a difference for heart rate, a log
+# ratio for the others (their scale depends on the sensor, gain and skin), each divided by a
+# fixed population scale so that one unit is a comparable change for every feature. Fixed
+# scales rather than the rest spread: a few minutes of calibration give a good median but a
+# noisy spread. (name, kind, offset added before the log, scale)
+_NORMALISATION = (
+    ("hr_bpm", "diff", 0.0, 10.0),
+    ("hrv_rmssd_ms", "log", 5.0, 0.5),
+    ("ppg_amp", "log", 0.0, 0.5),
+    ("eda_tonic_us", "log", 0.05, 0.5),
+    ("eda_phasic_us_per_s", "log", 0.005, 1.0),
+    ("motion_g", "log", 0.005, 1.0),
+)
+NORMALISED_CLIP = 6.0
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A person's resting level of each feature (physical units; None where unmeasured).
+
+    Fitted from rest steps, persisted with ``to_dict``/``from_dict`` so a device keeps a
+    patient's calibration across restarts.
+    """
+
+    centers: dict[str, float | None]
+    n_steps: int
+
+    @classmethod
+    def fit(cls, values: np.ndarray, quality: np.ndarray | None = None,
+            min_steps: int = 30) -> Baseline:
+        """Median of each feature over rest steps (rows of ``step_features(...).values``);
+        steps with ``quality`` below 0.5 are left out when enough others remain."""
+        values = np.asarray(values, float)
+        if values.ndim != 2 or values.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"Baseline.fit: values must be (steps, {len(FEATURE_NAMES)}), "
+                             f"got {values.shape}")
+        if len(values) < min_steps:
+            raise ValueError(f"Baseline.fit: {len(values)} rest steps, need at least {min_steps}")
+        if quality is not None:
+            good = np.asarray(quality) >= 0.5
+            if good.sum() >= min_steps:
+                values = values[good]
+        centers: dict[str, float | None] = {}
+        for j, name in enumerate(FEATURE_NAMES):
+            col = values[:, j]
+            col = col[np.isfinite(col)]
+            centers[name] = float(np.median(col)) if len(col) >= min_steps // 2 else None
+        return cls(centers, len(values))
+
+    def normalise(self, values: np.ndarray) -> np.ndarray:
+        """Steps x 6 physical features -> model input: change from rest in population units,
+        clipped to +-6; unmeasured values sit at the baseline (0)."""
+        values = np.asarray(values, float)
+        out = np.zeros(values.shape, dtype=np.float32)
+        for j, (name, kind, offset, scale) in enumerate(_NORMALISATION):
+            center = self.centers.get(name)
+            if center is None:
+                continue
+            col = values[..., j]
+            if kind == "diff":
+                z = (col - center) / scale
+            else:
+                z = (np.log(np.maximum(col, 0.0) + offset + 1e-9)
+                     - np.log(max(center, 0.0) + offset + 1e-9)) / scale
+            out[..., j] = np.clip(np.nan_to_num(z, nan=0.0), -NORMALISED_CLIP, NORMALISED_CLIP)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"centers": dict(self.centers), "n_steps": self.n_steps,
+                "features": list(FEATURE_NAMES)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Baseline:
+        try:
+            centers = data["centers"]
+            n_steps = int(data["n_steps"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"Baseline.from_dict: need 'centers' and 'n_steps' ({exc!r})") from None
+        unknown = set(centers) - set(FEATURE_NAMES)
+        if unknown:
+            raise ValueError(f"Baseline.from_dict: unknown feature(s) {sorted(unknown)}")
+        return cls({name: (None if centers.get(name) is None else float(centers[name]))
+                    for name in FEATURE_NAMES}, n_steps)

@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+
+from models.modality import ModalityEstimate
+from models.physio.estimator import DEFAULT_MODEL, PhysioEstimator
+from models.physio.features import FEATURE_NAMES, SEQUENCE_STEPS, Baseline
+from models.runtime import TFLiteModel
+from sensors.types import SampleBlock
+from tests.models import physio_signals as sig
+
+PPG_HZ, EDA_HZ, ACC_HZ = 100.0, 8.0, 50.0
+
+
+def test_committed_int8_model_runs_in_litert():
+    assert DEFAULT_MODEL.stat().st_size <= 50 * 1024
+    float_model = DEFAULT_MODEL.with_name("physio_lstm_float.tflite")
+    assert float_model.stat().st_size <= 50 * 1024
+    m = TFLiteModel(DEFAULT_MODEL, num_threads=1)
+    assert m.input_shape() == (1, SEQUENCE_STEPS, len(FEATURE_NAMES))
+    assert m.inputs[0]["dtype"] == np.int8 and m.outputs[0]["dtype"] == np.int8
+    ops = {op["op_name"] for op in m.interpreter._get_ops_details()}
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
+    assert not any(op.startswith("Flex") for op in ops)
+    rng = np.random.default_rng(0)
+    outs = [m.run(rng.normal(0, 1, (1, 60, 6)).astype(np.float32))[0].item() for _ in range(5)]
+    assert all(0.0 <= p <= 1.0 for p in outs)
+    f = TFLiteModel(float_model)
+    x = rng.normal(0, 1, (1, 60, 6)).astype(np.float32)
+    assert abs(f.run(x)[0].item() - m.run(x)[0].item()) < 0.15
+
+
+def _feed(est, seconds, t_s, *, hr, rmssd, amp, tonic, scr, motion, seed):
+    """Feed ``seconds`` of signals in 1 s blocks; return the estimates and the end time."""
+    p = sig.ppg(seconds, PPG_HZ, hr, rmssd, amp, seed=seed, polarity=-1) + 50000
+    e = sig.eda(seconds, EDA_HZ, tonic, scr_per_min=scr, seed=seed)
+    a = sig.accel(seconds, ACC_HZ, motion, seed=seed)
+    out = []
+    for k in range(seconds):
+        t0 = int((t_s + k) * 1e9)
+        out.append(est.update(
+            ppg=SampleBlock("ppg_ir", PPG_HZ, t0, p[int(k * PPG_HZ):int((k + 1) * PPG_HZ)], "counts"),
+            eda=SampleBlock("eda", EDA_HZ, t0, e[int(k * EDA_HZ):int((k + 1) * EDA_HZ)], "uS"),
+            accel=[SampleBlock(f"accel_{ax}", ACC_HZ, t0, a[int(k * ACC_HZ):int((k + 1) * ACC_HZ), i], "g")
+                   for i, ax in enumerate("xyz")]))
+    return out, t_s + seconds
+
+
+REST = dict(hr=64, rmssd=50, amp=300, tonic=2.0, scr=0, motion=0.004)
+AROUSED = dict(hr=95, rmssd=15, amp=150, tonic=3.5, scr=8, motion=0.004)
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    est = PhysioEstimator(ppg_polarity=-1)
+    first, t = _feed(est, 150, 0, seed=1, **REST)
+    baseline = est.calibrate(last_s=100)
+    return est, first, t, baseline
+
+
+def test_uncalibrated_estimates_are_flagged_and_less_confident(calibrated):
+    _, first, _, _ = calibrated
+    assert all(isinstance(e, ModalityEstimate) and e.modality == "physio" for e in first)
+    assert first[0].score is None and "warming_up" in first[0].flags
+    late = first[-1]
+    assert "uncalibrated" in late.flags and late.score is not None
+    assert late.confidence <= 0.4 + 1e-9
+    assert abs(late.features["hr_bpm"] - 64) < 3
+
+
+def test_arousal_scores_above_rest_after_calibration(calibrated):
+    _, _, _, baseline = calibrated
+    stored = Baseline.from_dict(json.loads(json.dumps(baseline.to_dict())))
+    rest_est = PhysioEstimator(baseline=stored, ppg_polarity=-1)
+    aroused_est = PhysioEstimator(baseline=stored, ppg_polarity=-1)
+    rest, _ = _feed(rest_est, 90, 1000, seed=2, **REST)
+    aroused, _ = _feed(aroused_est, 90, 1000, seed=3, **AROUSED)
+    r, a = rest[-1], aroused[-1]
+    assert "uncalibrated" not in r.flags and "warming_up" not in r.flags
+    assert a.score > r.score + 2.0, (r.score, a.score)
+    assert a.features["arousal_probability"] == pytest.approx(a.score / 10)
+    assert r.confidence > 0.6 and a.confidence > 0.6
+    assert a.features["hr_bpm"] > r.features["hr_bpm"] + 20
+    json.dumps(a.to_dict())
+
+
+def test_missing_eda_lowers_quality_and_is_flagged():
+    est = PhysioEstimator()
+    p = sig.ppg(40, PPG_HZ, 70, amplitude=100)
+    for k in range(40):
+        e = est.update(ppg=SampleBlock("ppg", PPG_HZ, k * 10**9, p[k * 100:(k + 1) * 100]))
+    assert "no_eda" in e.flags and "no_accel" in e.flags
+    assert e.quality <= 0.5
+    assert est.process().flags[-1] == "no_new_data"
+
+
+def test_bad_units_are_named():
+    est = PhysioEstimator()
+    with pytest.raises(ValueError, match="eda.*uS"):
+        est.push(eda=SampleBlock("eda", 8, 0, np.ones(8), "kOhm"))
+    with pytest.raises(ValueError, match="accel_x.*g"):
+        est.push(accel=SampleBlock("accel_x", 50, 0, np.ones(50), "m/s2"))
+    with pytest.raises(FileNotFoundError):
+        PhysioEstimator(model_path="/nonexistent/physio.tflite")

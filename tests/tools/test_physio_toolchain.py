@@ -1,0 +1,141 @@
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.models import physio_signals as sig
+from tools.physio import dataset
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = 1_700_000_000
+SEGMENTS = [(240, False), (100, True), (100, False), (100, True), (60, False)]
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("PAINMON_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="module")
+def e4_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e4")
+    for k, name in enumerate(("S90", "S91")):
+        sig.write_e4_subject(root / name, T0 + 10_000 * k, SEGMENTS, seed=k)
+    return root
+
+
+def test_builder_labels_from_tags(e4_folder):
+    s = dataset.load_subject(e4_folder / "S90")
+    assert len(s.labels) == sum(d for d, _ in SEGMENTS)
+    assert (s.labels[245:335] == 1).all() and (s.labels[100:235] == 0).all()
+    assert (s.labels[345:435] == 0).all() and (s.labels[445:535] == 1).all()
+    # After the last press the protocol is unknown.
+    assert (s.labels[545:] == -1).all()
+    assert abs(s.baseline.centers["hr_bpm"] - 66) < 2
+    assert abs(np.nanmedian(s.values[250:335, 0]) - 92) < 3
+
+
+def test_builder_prefers_a_labels_csv(tmp_path):
+    folder = tmp_path / "S07"
+    sig.write_e4_subject(folder, T0, [(200, False), (60, True)], seed=7)
+    t = T0 + np.arange(0, 260)
+    lab = (t >= T0 + 150).astype(int)  # deliberately unlike the tags
+    rows = "\n".join(f"7,70,12,{ti},{li}" for ti, li in zip(t, lab))
+    (tmp_path / "labels_hr_resp_S01-S25.csv").write_text(
+        "Participant,HR,respr,Time(sec),Label\n" + rows + "\n8,70,12,0,1\n")
+    s = dataset.load_subject(folder)
+    np.testing.assert_array_equal(s.labels[:260], lab)
+
+
+def test_builder_errors_name_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no E4 subject folders"):
+        dataset.subject_folders(tmp_path)
+    with pytest.raises(FileNotFoundError, match="S42"):
+        dataset.subject_folders(tmp_path, ["S42"])
+
+
+def test_steps_npz_round_trip(e4_folder, tmp_path):
+    subjects = dataset.build(e4_folder, progress=False)
+    dataset.save_steps(subjects, tmp_path / "steps.npz")
+    again = dataset.load_steps(tmp_path / "steps.npz")
+    assert [s.subject for s in again] == ["S90", "S91"]
+    np.testing.assert_array_equal(again[1].labels, subjects[1].labels)
+    assert again[0].baseline == subjects[0].baseline
+
+
+def test_training_path_tiny_slice(e4_folder, tmp_path):
+    """Train a few batches, convert to int8 and float, load both in LiteRT."""
+    import importlib.util
+
+    for name in ("tensorflow", "tf_keras"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} not installed: pip install -e .[train]")
+    from models.runtime import TFLiteModel
+    from tools.physio import train
+
+    out = tmp_path / "model"
+    train.main(["--data", str(e4_folder), "--out", str(out), "--folds", "2", "--epochs", "1",
+                "--max-batches", "3", "--units", "8", "--hop", "10", "--eval-hop", "30",
+                "--no-progress"])
+    meta = json.loads((out / "physio_lstm.json").read_text())
+    assert meta["training_subjects"] == ["S90", "S91"]
+    assert set(meta["cross_validation"]["per_subject"]) == {"S90", "S91"}
+    int8 = TFLiteModel(out / "physio_lstm_int8.tflite")
+    flt = TFLiteModel(out / "physio_lstm_float.tflite")
+    assert int8.inputs[0]["dtype"] == np.int8 and flt.inputs[0]["dtype"] == np.float32
+    ops = {op["op_name"] for op in int8.interpreter._get_ops_details()}
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
+    x = np.random.default_rng(0).normal(0, 1, (1, 60, 6)).astype(np.float32)
+    assert abs(int8.run(x)[0].item() - flt.run(x)[0].item()) < 0.1
+
+
+def test_evaluate_smoke_prints_json_last(e4_folder, capsys):
+    pytest.importorskip("sklearn", reason="scikit-learn not installed: pip install -e .[train]")
+    from tools import evaluate_physio
+
+    evaluate_physio.main(["--data", str(e4_folder), "--hop", "20", "--folds", "2", "--no-progress"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["bench"] == "physio"
+    ours = result["results"]["painmon"]
+    assert set(ours["per_subject"]) == {"S90", "S91"}
+    assert 0.0 <= ours["auroc"] <= 1.0 and ours["ms_median"] > 0 and ours["size_kb"] <= 50
+    assert "auroc" in result["results"]["logreg"]
+    # Synthetic arousal is plain: the committed model must see it.
+    assert ours["auroc"] > 0.8
+
+
+@pytest.mark.data
+def test_stress_predict_labels_match_the_label_file():
+    root = _data_dir() / "stress-predict"
+    if not (root / "S05").is_dir():
+        pytest.skip(f"Stress-Predict not found under {root} (set PAINMON_DATA)")
+    s = dataset.load_subject(root / "S05")
+    assert int((s.labels == 1).sum()) == 1112 and int((s.labels == 0).sum()) == 2155
+    assert np.isfinite(s.values[s.labels >= 0, 0]).mean() > 0.95
+    s01 = dataset.load_subject(root / "S01")  # not in the label file: labelled from tags
+    assert 900 < int((s01.labels == 1).sum()) < 1100
+
+
+def test_biovid_loader_on_a_synthetic_part_a_layout(tmp_path):
+    from tools.physio import biovid
+
+    folder = tmp_path / "071309_w_21"
+    folder.mkdir()
+    n = int(5.5 * 512)
+    for k, (cls, hr, gsr) in enumerate([("BL1", 65, 2.0)] * 12 + [("PA4", 95, 3.0)] * 4
+                                        + [("PA1", 70, 2.1)] * 2):
+        ecg = sig.ppg(5.5, 512, hr, seed=k)
+        ecg = np.convolve(ecg, [1, -1], mode="same")  # sharp R-like spikes
+        data = np.column_stack([np.arange(n) * 1953, np.full(n, gsr), ecg, np.zeros((n, 3))])
+        header = "time\tgsr\tecg\temg_trapezius\temg_corrugator\temg_zygomaticus\n"
+        with open(folder / f"071309_w_21-{cls}-{k:03d}_bio.csv", "w") as f:
+            f.write(header)
+            np.savetxt(f, data, delimiter="\t")
+    x, y = biovid.load_subject(folder)
+    assert x.shape == (18, 5, 6) and list(y).count(1) == 4 and list(y).count(-1) == 2
+    assert np.all(x[y == 1, -1, 3] > 0.5)  # higher conductance than at BL1
+    assert np.all(x[:, :, 2] == 0) and np.all(x[:, :, 5] == 0)  # no PPG amplitude, no motion
+    with pytest.raises(FileNotFoundError, match="no BioVid"):
+        biovid.load_subject(tmp_path)

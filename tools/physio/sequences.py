@@ -1,0 +1,67 @@
+"""Sequences and metrics shared by the physio training and evaluation tools."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.physio.features import SEQUENCE_STEPS
+from tools.physio.dataset import SubjectSteps
+
+
+def subject_sequences(s: SubjectSteps, steps: int = SEQUENCE_STEPS, hop: int = 1):
+    """(X: n x steps x 6 normalised, y: n, end index: n) for one subject.
+
+    A sequence ends at step e and carries the label of that last second: the device scores
+    the minute that has just ended, and its label is what is happening now. Sequences whose
+    last second has no label are left out.
+    """
+    x = s.baseline.normalise(s.values)
+    if len(x) < steps:
+        return np.empty((0, steps, x.shape[1]), np.float32), np.empty(0, np.int8), np.empty(0, int)
+    ends = np.arange(steps - 1, len(x), hop)
+    ends = ends[s.labels[ends] >= 0]
+    windows = np.lib.stride_tricks.sliding_window_view(x, steps, axis=0)  # n x 6 x steps
+    seqs = np.ascontiguousarray(windows[ends - steps + 1].transpose(0, 2, 1), dtype=np.float32)
+    return seqs, s.labels[ends].astype(np.int8), ends
+
+
+def summary_features(x: np.ndarray) -> np.ndarray:
+    """A flat view of a sequence for the logistic-regression peer: last step, mean of the
+    last 10 s and mean of the whole minute."""
+    return np.concatenate([x[:, -1, :], x[:, -10:, :].mean(axis=1), x.mean(axis=1)], axis=1)
+
+
+def grouped_folds(subjects: list[str], folds: int) -> list[list[str]]:
+    """Subject-grouped folds, each subject in exactly one held-out fold."""
+    ordered = sorted(subjects)
+    folds = max(1, min(folds, len(ordered)))
+    return [ordered[i::folds] for i in range(folds)]
+
+
+def auroc(y: np.ndarray, p: np.ndarray) -> float | None:
+    y = np.asarray(y)
+    if len(np.unique(y)) < 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+def balanced_accuracy(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float | None:
+    y = np.asarray(y)
+    if len(np.unique(y)) < 2:
+        return None
+    pred = np.asarray(p) >= threshold
+    return float(0.5 * (np.mean(pred[y == 1]) + np.mean(~pred[y == 0])))
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Mean |observed rate - predicted probability| over equal-width bins, weighted by count."""
+    y = np.asarray(y, float)
+    p = np.asarray(p, float)
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    conf = np.bincount(idx, weights=p, minlength=bins)
+    hits = np.bincount(idx, weights=y, minlength=bins)
+    used = count > 0
+    return float(np.sum(np.abs(hits[used] - conf[used])) / max(len(p), 1))
