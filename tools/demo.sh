@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh demo
+.venv/bin/painmon fetch-models || echo "painmon: face models unavailable; the demo runs without the face" >&2
 exec .venv/bin/painmon demo "$@"

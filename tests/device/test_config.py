@@ -199,7 +199,7 @@ def test_example_file_loads_and_documents_every_key():
     text = EXAMPLE.read_text()
     every = leaf_keys(default_config().model_dump())
     commented = every - written
-    assert commented == {"state_dir", "mqtt.client_id"}
+    assert commented == {"state_dir", "mqtt.client_id", "face.model_dir"}
     for key in commented:
         assert f"# {key.split('.')[-1]} = " in text
 

@@ -1,0 +1,158 @@
+"""The model-driven modalities on the device: the face (its own camera thread) and the
+physiology (on the processing loop's hop). Each is optional: when its models or its camera
+are not there it is reported missing with the reason, and the rest of the app runs on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from models.modality import ModalityEstimate
+from sensors.clock import Clock
+from sensors.types import SampleBlock
+
+log = logging.getLogger(__name__)
+
+#: Preferred PPG channel for the physio features (green is the most motion-robust on skin).
+PPG_PREFERENCE = ("ppg_green", "ppg_ir", "ppg_red")
+ACCEL_AXES = ("acc_x", "acc_y", "acc_z")
+
+
+class FaceWorker:
+    """The camera thread: frames → ``FaceEstimator`` → the latest face estimate.
+
+    Frames stay in this thread: they are analysed and dropped, never stored or passed on.
+    A slow analysis makes the source skip frames (counted), never queue them.
+    """
+
+    def __init__(self, config, clock: Clock, model_dir: Path, *, retry_s: float = 5.0,
+                 calibrate_frames: int = 0) -> None:
+        self.config = config
+        self.calibrate_frames = calibrate_frames
+        self.clock = clock
+        self.model_dir = model_dir
+        self.retry_s = retry_s
+        self.state = "starting"
+        self.reason: str | None = None
+        self.frames = 0
+        self.errors = 0
+        self.estimator = None
+        self.source = None
+        self._latest: tuple[int, ModalityEstimate] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- life --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self.source is not None:
+            self.source.close()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _set(self, state: str, reason: str | None = None) -> None:
+        if (state, reason) != (self.state, self.reason):
+            (log.info if state == "ok" else log.warning)(
+                "face: %s%s", state, f" ({reason})" if reason else "")
+        self.state, self.reason = state, reason
+
+    def _open(self) -> bool:
+        from models.face import FaceEstimator, FaceModelsUnavailable
+        from sensors.camera import CameraUnavailable, open_camera
+
+        try:
+            if self.estimator is None:
+                self.estimator = FaceEstimator(self.model_dir, num_threads=self.config.num_threads,
+                                               tracking=self.config.tracking)
+                if self.calibrate_frames:
+                    self.estimator.start_calibration(self.calibrate_frames)
+            if self.source is None:
+                self.source = open_camera(self.config.camera, clock=self.clock,
+                                          rate_hz=self.config.fps)
+        except (FaceModelsUnavailable, CameraUnavailable, OSError, ImportError) as exc:
+            self._set("missing", str(exc).splitlines()[0])
+            return False
+        self._set("ok")
+        return True
+
+    def _run(self) -> None:
+        speed = getattr(self.clock, "speed", 1.0)
+        while not self._stop.is_set():
+            if self.state != "ok" and not self._open():
+                self._stop.wait(self.retry_s / speed)
+                continue
+            frame = self.source.read()
+            if frame is None:
+                self.source = None
+                self._set("missing", "camera stopped delivering frames")
+                continue
+            try:
+                estimate = self.estimator.process(frame)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not end the modality
+                self.errors += 1
+                log.exception("face: frame %d failed", self.frames)
+                self._set("ok" if self.errors < 10 else "missing", f"analysis failed: {exc}")
+                continue
+            self.frames += 1
+            with self._lock:
+                self._latest = (frame.t_ns, estimate)
+
+    # -- for the hop -------------------------------------------------------------------------
+    def latest(self, t_ns: int, max_age_s: float) -> ModalityEstimate | None:
+        """The newest estimate if it is no older than ``max_age_s`` at ``t_ns``."""
+        with self._lock:
+            latest = self._latest
+        if latest is None or (t_ns - latest[0]) / 1e9 > max_age_s:
+            return None
+        return latest[1]
+
+    def status(self) -> dict:
+        out = {"state": self.state, "frames": self.frames}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.source is not None:
+            out["frames_dropped"] = self.source.frames_dropped
+        return out
+
+
+class PhysioStage:
+    """The physio LSTM on the hop, fed with the blocks the hop drained."""
+
+    def __init__(self, *, ppg_polarity: int = -1) -> None:
+        from models.physio import PhysioEstimator
+
+        # Raw reflectance counts fall with each pulse: the estimator wants them inverted.
+        self.estimator = PhysioEstimator(ppg_polarity=ppg_polarity)
+        self._ppg_channel: str | None = None
+
+    def push(self, blocks: list[SampleBlock]) -> None:
+        present = {b.channel for b in blocks}
+        for name in PPG_PREFERENCE:
+            if name in present and (self._ppg_channel in (None, name)
+                                    or self._ppg_channel not in present):
+                self._ppg_channel = name
+                break
+        axes: dict[int, dict[str, SampleBlock]] = {}
+        for block in blocks:
+            if block.channel == self._ppg_channel:
+                self.estimator.push(ppg=block)
+            elif block.channel == "eda":
+                self.estimator.push(eda=block)
+            elif block.channel in ACCEL_AXES:
+                group = axes.setdefault(block.t0_ns, {})
+                group[block.channel] = block
+                if len(group) == 3:
+                    self.estimator.push(accel=[group[a] for a in ACCEL_AXES])
+
+    def process(self) -> ModalityEstimate:
+        return self.estimator.process()
