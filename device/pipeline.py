@@ -18,6 +18,8 @@ from models.vitals import VitalsTracker
 from sensors.clock import Clock
 
 from device.acquisition import BusReader, SensorState, describe_error
+from device.alarms import Alarm, AlarmBook
+from device.commands import CommandRouter
 from device.hardware import Board, build_board
 from device.modalities import FaceWorker, PhysioStage
 from device.queues import DropOldestQueue
@@ -50,6 +52,9 @@ class Pipeline:
                                     hop_s=config.processing.hop_s)
         self.reader_restart_budget = reader_restart_budget
         self.reader_crashes: list[str] = []
+        self.alarms = AlarmBook(clock)
+        self.alarms.listeners.append(self._publish_alarm)
+        self.commands = CommandRouter(clock)
         self.physio, self.physio_reason = self._physio_stage()
         self.face = None
         if config.face.enabled:
@@ -118,6 +123,7 @@ class Pipeline:
     def step(self, t_ns: int) -> dict:
         """One hop: drain the queue, update the signal path, publish. Returns the vitals message."""
         self._supervise_readers()
+        self.alarms.tick()
         blocks = self.queue.drain()
         for block in blocks:
             self.vitals.push(block)
@@ -151,6 +157,12 @@ class Pipeline:
                         "features": {}, "flags": ["no_estimate"]})
         message["camera"] = self.face.status()
         return message
+
+    def _publish_alarm(self, event: str, alarm: Alarm) -> None:
+        message = self.envelope("painmon.alarm/1")
+        message["event"] = event
+        message.update(alarm.to_dict())
+        self.publish("alarm", message)
 
     def envelope(self, schema: str) -> dict:
         self.seq += 1

@@ -1,0 +1,134 @@
+"""Commands the device accepts on ``<prefix>/<device_id>/cmd/<name>``.
+
+Each command is a pydantic model (its JSON Schema is the documented contract) and a handler.
+``CommandRouter.handle`` never raises: every request gets exactly one result, ``ok`` with the
+handler's answer or refused with a reason — unknown name, payload too large, not JSON, not
+valid for the command's schema, too many requests, or the handler's own refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sensors.clock import Clock
+
+log = logging.getLogger(__name__)
+
+RESULT_SCHEMA = "painmon.command_result/1"
+
+
+class CommandRequest(BaseModel):
+    """Fields every command payload may carry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str | None = Field(
+        None, max_length=64, description="Echoed in the result so the sender can match it.")
+
+
+class CommandRefused(Exception):
+    """Raised by a handler to refuse a well-formed command, with the reason."""
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    model: type[CommandRequest]
+    handler: Callable[[CommandRequest], dict | None]
+    description: str
+
+
+class TokenBucket:
+    """``rate_per_s`` sustained, ``burst`` at once, on the device clock."""
+
+    def __init__(self, clock: Clock, rate_per_s: float, burst: int) -> None:
+        self.clock, self.rate_per_s, self.burst = clock, rate_per_s, burst
+        self._tokens = float(burst)
+        self._t_ns = clock.now_ns()
+
+    def take(self) -> bool:
+        now = self.clock.now_ns()
+        self._tokens = min(self.burst, self._tokens + (now - self._t_ns) / 1e9 * self.rate_per_s)
+        self._t_ns = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class CommandRouter:
+    def __init__(self, clock: Clock, *, max_bytes: int = 4096, rate_per_s: float = 5.0,
+                 burst: int = 20) -> None:
+        self.max_bytes = max_bytes
+        self.commands: dict[str, Command] = {}
+        self.refused = 0
+        self.accepted = 0
+        self._bucket = TokenBucket(clock, rate_per_s, burst)
+        self._lock = threading.Lock()
+
+    def register(self, name: str, model: type[CommandRequest],
+                 handler: Callable[[CommandRequest], dict | None], description: str) -> None:
+        if name in self.commands:
+            raise ValueError(f"command {name!r} is already registered")
+        self.commands[name] = Command(name, model, handler, description)
+
+    def handle(self, name: str, payload: bytes) -> dict:
+        """One result for one request, whatever arrives."""
+        request_id = None
+        try:
+            with self._lock:
+                allowed = self._bucket.take()
+            if not allowed:
+                raise CommandRefused("rate limit: too many commands, try again shortly")
+            if len(payload) > self.max_bytes:
+                raise CommandRefused(f"payload of {len(payload)} bytes exceeds {self.max_bytes}")
+            try:
+                data = json.loads(payload.decode("utf-8")) if payload.strip() else {}
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise CommandRefused(f"payload is not JSON: {exc}") from None
+            if not isinstance(data, dict):
+                raise CommandRefused("payload must be a JSON object")
+            rid = data.get("request_id")
+            request_id = rid if isinstance(rid, str) and len(rid) <= 64 else None
+            command = self.commands.get(name)
+            if command is None:
+                known = ", ".join(sorted(self.commands)) or "none"
+                raise CommandRefused(f"unknown command {name!r} (known: {known})")
+            try:
+                request = command.model.model_validate(data)
+            except ValidationError as exc:
+                raise CommandRefused("; ".join(_describe(e) for e in exc.errors())) from None
+            answer = command.handler(request) or {}
+        except CommandRefused as exc:
+            self.refused += 1
+            log.info("command %s refused: %s", name, exc)
+            return self._result(name, request_id, ok=False, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a failing handler still answers
+            self.refused += 1
+            log.exception("command %s failed", name)
+            return self._result(name, request_id, ok=False, reason=f"failed: {exc}")
+        self.accepted += 1
+        return self._result(name, request_id, ok=True, result=answer)
+
+    @staticmethod
+    def _result(name: str, request_id: str | None, *, ok: bool, reason: str | None = None,
+                result: dict | None = None) -> dict:
+        out = {"schema": RESULT_SCHEMA, "command": name[:64], "request_id": request_id, "ok": ok}
+        if reason is not None:
+            out["reason"] = reason
+        if result is not None:
+            out["result"] = result
+        return out
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ())) or "payload"
+    if error.get("type") == "extra_forbidden":
+        return f"{where}: unknown field"
+    return f"{where}: {error.get('msg')}"
