@@ -35,7 +35,11 @@ def test_pipeline_vitals_follow_the_simulator():
         update={"scenario": "rest", "seed": 3})})
     clock = ScaledClock(speed=1.0)
     seen: list[tuple[float, dict]] = []
-    pipeline = Pipeline(config, clock, [lambda topic, m: seen.append((clock.now_ns() / 1e9, m))])
+    def keep_vitals(topic: str, message: dict) -> None:
+        if topic == "vitals":
+            seen.append((clock.now_ns() / 1e9, message))
+
+    pipeline = Pipeline(config, clock, [keep_vitals])
     simulator = pipeline.board.emulated.simulator
     try:
         pipeline.run(20.0)
