@@ -3,7 +3,7 @@
 # Arguments go to pytest, e.g. tools/test.sh -k mqtt
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh test
+tools/setup.sh test,train,bench
 
 if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   echo "installing mosquitto (the tests start their own broker on a free loopback port)"
