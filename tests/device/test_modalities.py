@@ -39,7 +39,7 @@ def test_face_and_physio_are_published_live(face_model_dir):
         assert m["features"]["emotion_happy"] > 0.5  # the astronaut smiles
     # Calibrated on her own (smiling) face, the smile no longer reads as pain.
     assert late[-1]["features"]["pspi"] < 4
-    assert pipeline.face.frames >= 25
+    assert pipeline.face.frames >= 15
     # No image ever leaves: only numbers are in the message.
     assert all(isinstance(v, (int, float, type(None))) for m in late for v in m["features"].values())
     physio = [m["physio"] for m in vitals]
