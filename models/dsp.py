@@ -13,6 +13,13 @@ import functools
 import numpy as np
 from scipy import signal
 
+try:
+    # The Cython kernel behind sosfilt: the public wrapper spends ~45 us per call validating
+    # and reshaping, twenty times the filtering of a 1 s block. Same arithmetic, same state.
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
+except ImportError:  # pragma: no cover - a SciPy that moved it: the public path still works
+    _sosfilt_kernel = None
+
 
 def _check_cutoff(name: str, cutoff_hz: float, rate_hz: float) -> None:
     if rate_hz <= 0:
@@ -56,7 +63,7 @@ class StreamingSos:
         sos = np.asarray(sos, dtype=float)
         if sos.ndim != 2 or sos.shape[1] != 6:
             raise ValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
-        self.sos = sos
+        self.sos = np.ascontiguousarray(sos)
         self._zi_unit = signal.sosfilt_zi(sos)
         self._zi: np.ndarray | None = None
 
@@ -76,8 +83,32 @@ class StreamingSos:
             return x.copy()
         if self._zi is None:
             self._zi = self._zi_unit * x[0]
+        if _sosfilt_kernel is not None:
+            y = np.array(x, dtype=np.float64, order="C", ndmin=2)  # filtered in place
+            zi = self._zi[None, :, :].copy()
+            _sosfilt_kernel(self.sos, y, zi)
+            self._zi = zi[0]
+            return y[0]
         y, self._zi = signal.sosfilt(self.sos, x, zi=self._zi)
         return y
+
+
+@functools.lru_cache(maxsize=16)
+def _unit_zi(sos_bytes: bytes, n_sections: int) -> np.ndarray:
+    return signal.sosfilt_zi(np.frombuffer(sos_bytes).reshape(n_sections, 6))
+
+
+def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Forward-backward filtering (no phase shift, so no delay on a fiducial point), each pass
+    started in the steady state of its first sample; cheaper than ``sosfiltfilt``'s padding
+    for the short windows the vitals use, at the cost of a short edge transient."""
+    sos = np.ascontiguousarray(sos, dtype=float)
+    zi = _unit_zi(sos.tobytes(), sos.shape[0])
+    fwd = StreamingSos.__new__(StreamingSos)
+    fwd.sos, fwd._zi_unit, fwd._zi = sos, zi, None
+    y = fwd.process(np.asarray(x, dtype=float))
+    fwd.reset()
+    return fwd.process(y[::-1])[::-1]
 
 
 def parabolic_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:

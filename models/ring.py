@@ -1,10 +1,15 @@
-"""Sample buffers: the latest samples of one channel, and the pairing of accelerometer axes."""
+"""Sample buffers: the latest samples of one channel, the pairing of accelerometer axes, and a
+channel that filters on arrival into a ring."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
+
+from models.dsp import StreamingSos, fill_nonfinite
 
 
 class SampleRing:
@@ -135,6 +140,17 @@ class TriaxialBuffer:
         self, axis: str, t0_ns: int, rate_hz: float, samples: np.ndarray
     ) -> tuple[int, float, np.ndarray] | None:
         """Add one axis's block; returns (t0_ns, rate_hz, magnitude) of newly paired samples."""
+        got = self.add_axes(axis, t0_ns, rate_hz, samples)
+        if got is None:
+            return None
+        xyz = got[2]
+        return got[0], got[1], np.sqrt(np.einsum("ij,ij->i", xyz, xyz))
+
+    def add_axes(
+        self, axis: str, t0_ns: int, rate_hz: float, samples: np.ndarray
+    ) -> tuple[int, float, np.ndarray] | None:
+        """As ``add``, but returns the paired samples themselves, shape (n, 3) in x, y, z order
+        (the PPG's motion reference needs the direction, not only the magnitude)."""
         if axis not in self.AXES:
             raise ValueError(f"TriaxialBuffer: axis must be one of {self.AXES}, got {axis!r}")
         if self._rate_hz is None or not math.isclose(rate_hz, self._rate_hz, rel_tol=1e-9):
@@ -160,4 +176,69 @@ class TriaxialBuffer:
         x, y, z = (self._pending[a][1][:n] for a in self.AXES)
         for name, (t0, arr) in self._pending.items():
             self._pending[name] = (t0 + n * period_ns, arr[n:])
-        return round(start_ns), rate_hz, np.sqrt(x * x + y * y + z * z)
+        return round(start_ns), rate_hz, np.column_stack((x, y, z))
+
+
+class Window(NamedTuple):
+    filtered: np.ndarray
+    raw: np.ndarray | None
+    rate_hz: float
+    completeness: float
+    t_end_ns: int
+
+
+class FilteredChannel:
+    """One channel's streaming filter and rings; the filter restarts when the ring does."""
+
+    def __init__(
+        self, name: str, design: Callable[[float], np.ndarray], capacity_s: float, keep_raw: bool
+    ) -> None:
+        self.name = name
+        self._design = design
+        self._capacity_s = capacity_s
+        self._keep_raw = keep_raw
+        self.filtered: SampleRing | None = None
+        self.raw: SampleRing | None = None
+        self._filter: StreamingSos | None = None
+        self._last = 0.0
+        self.nonfinite = 0
+
+    def feed(self, samples: np.ndarray, t0_ns: int, rate_hz: float) -> None:
+        if self.filtered is None or not math.isclose(rate_hz, self.filtered.rate_hz, rel_tol=1e-9):
+            try:
+                sos = self._design(rate_hz)
+            except ValueError as exc:
+                raise ValueError(f"{self.name}: {exc}") from None
+            self._filter = StreamingSos(sos)
+            if self.filtered is None:
+                self.filtered = SampleRing(rate_hz, self._capacity_s)
+                self.raw = SampleRing(rate_hz, self._capacity_s) if self._keep_raw else None
+        elif not self.filtered.continues(t0_ns, rate_hz):
+            self._filter.reset()
+        x = np.asarray(samples, dtype=float)
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        if bad:
+            self.nonfinite += bad
+            x = fill_nonfinite(x, self._last)
+        self._last = float(x[-1])
+        y = self._filter.process(x)
+        t_end_ns = t0_ns + round(x.size * 1e9 / rate_hz)
+        self.filtered.extend(y, t_end_ns, rate_hz)
+        if self.raw is not None:
+            self.raw.extend(x, t_end_ns, rate_hz)
+
+    @property
+    def resets(self) -> int:
+        return 0 if self.filtered is None else self.filtered.resets
+
+    def window(self, t_ns: int, window_s: float, stale_s: float) -> Window | None:
+        """The latest window, or None when under 80% of a window is held or data is stale."""
+        ring = self.filtered
+        if ring is None or ring.t_end_ns is None:
+            return None
+        last_sample_ns = ring.t_end_ns - ring.period_ns
+        if t_ns - last_sample_ns > stale_s * 1e9 or ring.duration_s < 0.8 * window_s:
+            return None
+        raw = None if self.raw is None else self.raw.latest(window_s)
+        return Window(ring.latest(window_s), raw, ring.rate_hz,
+                      min(1.0, ring.duration_s / window_s), ring.t_end_ns)

@@ -124,11 +124,13 @@ def test_hr_from_ecg_within_2_bpm(hr_bpm):
 
 
 def test_green_ppg_is_preferred_and_ir_is_the_fallback():
-    ir = blocks("ppg_ir", PPG_HZ, ppg_signal(120, seed=1), 25)
+    # Both wavelengths see the same pulse: green (first named) leads a tie.
+    ir = blocks("ppg_ir", PPG_HZ, ppg_signal(70, seed=1), 25)
     green = blocks("ppg_green", PPG_HZ, ppg_signal(70, seed=2), 25)
     v = track(ir, green)
     assert v.ppg_channel == "ppg_green"
     assert v.hr_bpm["ppg"] == pytest.approx(70, abs=2.0)
+    ir = blocks("ppg_ir", PPG_HZ, ppg_signal(120, seed=1), 25)
     noisy_green = blocks(
         "ppg_green",
         PPG_HZ,

@@ -1,0 +1,82 @@
+"""ECG: streaming R peaks against simulated truth and MIT-BIH, RR correction, HRV."""
+
+import numpy as np
+import pytest
+
+from models.ecg import corrected_rr, hrv, normal_rr_mask
+from models.vitals import VitalsTracker
+from sensors.emulated.physiology import PhysiologySimulator, Scenario
+from tests.models.sim_vitals import shared_data, simulate, stream, subject
+from tools.bench.rpeaks import match
+
+
+def _beats(sim, seconds, hop_s=1.0):
+    tracker = VitalsTracker(hop_s=hop_s)
+    got = []
+    stream(simulate(sim, seconds, channels=("ecg",)), seconds, tracker,
+           on_update=lambda t, v: got.append(tracker.new_r_peaks_ns))
+    return np.concatenate(got) / 1e9, tracker
+
+
+@pytest.mark.parametrize("hr_bpm, hop_s", [(55, 1.0), (110, 1.0), (150, 0.5)])
+def test_r_peaks_match_the_simulated_beats(hr_bpm, hop_s):
+    sim = subject(seed=hr_bpm, hr_bpm=hr_bpm)
+    got, _ = _beats(sim, 60.0, hop_s)
+    got = got[(got >= 0.5) & (got < 59.0)]
+    m = match(got, sim.beats(0.5, 59.0))
+    assert m["f1"] >= 0.995, m
+
+
+def test_ectopic_beats_are_flagged_and_corrected():
+    sim = PhysiologySimulator(Scenario.rest(hr_bpm=70), seed=4, ectopic_prob=0.08)
+    got, _ = _beats(sim, 90.0)
+    got = got[(got >= 0.5) & (got < 89.0)]
+    assert match(got, sim.beats(0.5, 89.0))["f1"] >= 0.99
+    rr = np.diff(got)
+    flagged = ~normal_rr_mask(rr)
+    assert 0.05 < flagged.mean() < 0.3  # premature beat + compensatory pause each
+    fixed = corrected_rr(rr)
+    assert np.std(fixed) < 0.5 * np.std(rr)
+
+
+def test_hrv_of_a_known_series():
+    rr = np.tile([0.8, 0.84], 30)  # successive differences all 40 ms
+    h = hrv(rr)
+    assert h.rmssd_ms == pytest.approx(40.0, rel=1e-6)
+    assert h.sdnn_ms == pytest.approx(1e3 * np.std(rr, ddof=1), rel=1e-6)
+    assert h.pnn50 == 0.0 and h.ectopic_fraction == 0.0
+    spiky = rr.copy()
+    spiky[20] = 0.45  # an extra detection: excluded, not counted as variability
+    assert hrv(spiky).rmssd_ms == pytest.approx(40.0, rel=0.05)
+    assert hrv(rr[:3]).rmssd_ms is None
+
+
+def test_vitals_publish_hrv_and_respiration_from_the_ecg():
+    sim = subject(seed=5, hr_bpm=65, resp_rate_bpm=12)
+    tracker = stream(simulate(sim, 70.0, channels=("ecg",)), 70.0)
+    v = tracker.update(70_000_000_000)
+    assert v.hr_bpm["ecg"] == pytest.approx(sim.hr_bpm(60, 70), abs=2)
+    assert v.hrv["rmssd_ms"] is not None and 5 < v.hrv["rmssd_ms"] < 150
+    assert v.resp["rate_bpm"] == pytest.approx(12, abs=1.5)
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "railed"])
+def test_bad_ecg_gives_no_heart_rate(kind):
+    rng = np.random.default_rng(0)
+    n = 250 * 30
+    x = {"flat": np.zeros(n), "noise": rng.standard_normal(n), "railed": np.full(n, 500.0)}[kind]
+    tracker = stream({"ecg": x}, 30.0)
+    v = tracker.update(30_000_000_000)
+    assert v.hr_bpm["ecg"] is None and v.quality["ecg"] < 0.5
+    assert v.hrv["rmssd_ms"] is None
+
+
+@pytest.mark.data
+def test_mitbih_100_excerpt():
+    from tools.bench.rpeaks import painmon_beats
+    from tools.datasets import load_wfdb_record
+
+    rec = load_wfdb_record(shared_data("mitbih") / "100")
+    x = rec.signal[: round(120 * rec.rate_hz), 0]
+    m = match(painmon_beats(x, rec.rate_hz), rec.beats_s[rec.beats_s < 120])
+    assert m["f1"] >= 0.995, m
