@@ -1,4 +1,9 @@
-"""From the configuration to sensors on buses: the real board or the emulated one."""
+"""From the configuration to sensors on buses: the real board or the emulated one.
+
+The sensors are "ppg" (MAX3010x), "accel" (MPU-6050), "adc" (ADS1115 on I2C or MCP3008 on SPI,
+carrying the GSR divider and the AD8232) and, with ``sensors.ecg.source = "ads1292r"``, "ecg"
+(ADS1292R on SPI). One reader thread per bus: "i2c-1", "spi-0", ...
+"""
 
 from __future__ import annotations
 
@@ -7,44 +12,44 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sensors.ads1115 import Ads1115, AnalogChannel, AnalogSampler
-from sensors.bus import open_i2c
 from sensors.clock import Clock
 from sensors.frontends import Ad8232, GsrDivider
 from sensors.max3010x import Max30101, Max30102
 from sensors.mpu6050 import Mpu6050
 
-from device.acquisition import FifoChip, ScannedAdc, Sensor
+from device.acquisition import DEVICE_ERRORS, FifoChip, ScannedAdc, Sensor
+from device.buses import LazyI2C, LazySpi, TimedBus
 
 log = logging.getLogger(__name__)
+
+#: Longest a single bus transaction may take (a 32-byte SMBus block at 100 kHz takes ~4 ms).
+TRANSACTION_DEADLINE_S = 0.25
+#: No new samples for this long while the chip answers: stuck.
+STALL_S = 1.0
 
 
 @dataclass
 class Board:
-    """The sensors grouped by the bus that carries them (one reader thread per bus)."""
+    """The sensors grouped by the bus that carries them (one reader thread per bus), and what
+    reports contact: the front-ends, the AD8232's LO pins, the ADS1292R's status word."""
 
     sensors_by_bus: dict[str, list[Sensor]] = field(default_factory=dict)
     emulated: object | None = None  # the EmulatedBoard, when there is one
+    gsr: GsrDivider | None = None
+    ecg_frontend: Ad8232 | None = None  # the AD8232 when it feeds the ADC
+    lead_off_pins: object | None = None  # sensors.gpio.LeadOffPins
+    ecg_chip: object | None = None  # the Ads1292r driver
+    ppg_full_scale: int = (1 << 18) - 1
 
     @property
     def sensors(self) -> list[Sensor]:
         return [s for group in self.sensors_by_bus.values() for s in group]
 
-
-class _LazyI2C:
-    """Opens /dev/i2c-N on first use, so a missing bus marks its sensors missing, not the app."""
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self._bus = None
-
-    def __getattr__(self, name):
-        if self._bus is None:
-            self._bus = open_i2c(self.number)
-        return getattr(self._bus, name)
-
     def close(self) -> None:
-        if self._bus is not None:
-            self._bus.close()
+        if self.lead_off_pins is not None:
+            self.lead_off_pins.close()
+        if self.emulated is not None:
+            self.emulated.close()
 
 
 def gsr_frontend(cfg) -> GsrDivider:
@@ -68,29 +73,56 @@ def emulated_board(config, clock: Clock):
         ppg_chip=s.ppg.chip,
         ppg_address=s.ppg.address,
         accel_address=s.accel.address,
+        adc_chip=s.adc.chip,
         adc_address=s.adc.address,
+        adc_spi=(s.adc.spi_bus, s.adc.spi_device),
+        adc_v_ref_v=s.adc.v_ref_v,
         gsr=gsr_frontend(s.gsr),
         gsr_channel=s.gsr.adc_channel,
         ecg=ecg_frontend(s.ecg),
         ecg_channel=s.ecg.adc_channel,
+        ecg_source=s.ecg.source,
+        ecg_spi=(s.ecg.spi_bus, s.ecg.spi_device),
+        pins={"ecg_drdy": s.ecg.drdy_pin if s.ecg.source == "ads1292r" else None,
+              "ecg_lo_plus": s.ecg.lo_plus_pin, "ecg_lo_minus": s.ecg.lo_minus_pin},
     )
+
+
+def _lead_off_pins(cfg, pin_factory):
+    from sensors.gpio import LeadOffPins
+
+    try:
+        return LeadOffPins(cfg.lo_plus_pin, cfg.lo_minus_pin, pin_factory=pin_factory)
+    except (*DEVICE_ERRORS, RuntimeError) as exc:
+        # Lead-off is still seen from the output railing; the pins only make it faster.
+        log.warning("AD8232 LO+/LO- on GPIO%d/%d unavailable (%s); lead-off from the signal only",
+                    cfg.lo_plus_pin, cfg.lo_minus_pin, exc)
+        return None
 
 
 def build_board(config, clock: Clock, *, on_state=None) -> Board:
     """Drivers for every enabled sensor, on the emulated board or the kernel's buses."""
     s = config.sensors
     emulated = emulated_board(config, clock) if config.hardware == "emulated" else None
-    buses: dict[int, object] = {}
+    pin_factory = emulated.pin_factory if emulated is not None else None
+    buses: dict[object, object] = {}
 
     def i2c(number: int):
         if number not in buses:
-            buses[number] = emulated.i2c(number) if emulated is not None else _LazyI2C(number)
+            raw = emulated.i2c(number) if emulated is not None else LazyI2C(number)
+            buses[number] = TimedBus(raw, clock, TRANSACTION_DEADLINE_S, f"i2c-{number}")
         return buses[number]
 
+    def spi(bus: int, device: int):
+        # Not shared: each chip select is its own spidev file, with its own mode and speed.
+        raw = emulated.spi(bus, device) if emulated is not None else LazySpi(bus, device)
+        return TimedBus(raw, clock, TRANSACTION_DEADLINE_S, f"spidev{bus}.{device}")
+
     groups: dict[str, list[Sensor]] = defaultdict(list)
+    board = Board(emulated=emulated)
 
     def add(bus_name: str, name: str, acquirer) -> None:
-        groups[bus_name].append(Sensor(name, acquirer, clock, on_state=on_state))
+        groups[bus_name].append(Sensor(name, acquirer, clock, stall_s=STALL_S, on_state=on_state))
 
     if s.ppg.enabled:
         cls = Max30101 if s.ppg.chip == "max30101" else Max30102
@@ -105,15 +137,43 @@ def build_board(config, clock: Clock, *, on_state=None) -> Board:
         driver = Mpu6050(i2c(s.accel.i2c_bus), s.accel.address, clock, range_g=s.accel.range_g,
                          sample_rate_hz=s.accel.sample_rate_hz, bus_number=s.accel.i2c_bus)
         add(f"i2c-{s.accel.i2c_bus}", "accel", FifoChip(driver, clock))
-    if s.adc.enabled and (s.gsr.enabled or s.ecg.enabled):
+    analog_ecg = s.ecg.enabled and s.ecg.source == "ad8232"
+    if s.adc.enabled and (s.gsr.enabled or analog_ecg):
+        _add_adc(s, clock, i2c, spi, add, board, analog_ecg)
+    if analog_ecg and s.ecg.lo_plus_pin is not None:
+        board.lead_off_pins = _lead_off_pins(s.ecg, pin_factory)
+    if s.ecg.enabled and s.ecg.source == "ads1292r":
+        from sensors.ads1292r import Ads1292r
+
+        driver = Ads1292r(spi(s.ecg.spi_bus, s.ecg.spi_device), clock,
+                          data_rate_sps=s.ecg.data_rate_sps, ecg_gain=s.ecg.pga_gain,
+                          respiration=s.ecg.respiration, drdy=s.ecg.drdy_pin,
+                          pin_factory=pin_factory, bus_number=s.ecg.spi_bus,
+                          device=s.ecg.spi_device)
+        board.ecg_chip = driver
+        add(f"spi-{s.ecg.spi_bus}", "ecg", FifoChip(driver, clock))
+    board.sensors_by_bus = dict(groups)
+    return board
+
+
+def _add_adc(s, clock, i2c, spi, add, board: Board, analog_ecg: bool) -> None:
+    if s.adc.chip == "mcp3008":
+        from sensors.mcp3008 import CHANNELS, Mcp3008
+
+        adc = Mcp3008(spi(s.adc.spi_bus, s.adc.spi_device), clock, v_ref_v=s.adc.v_ref_v,
+                      bus_number=s.adc.spi_bus, device=s.adc.spi_device)
+        bus_name, inputs = f"spi-{s.adc.spi_bus}", CHANNELS
+    else:
         adc = Ads1115(i2c(s.adc.i2c_bus), s.adc.address, clock,
                       data_rate_sps=s.adc.data_rate_sps, bus_number=s.adc.i2c_bus)
-        channels = []
-        if s.gsr.enabled:
-            channels.append(AnalogChannel("eda", s.gsr.adc_channel, s.gsr.rate_hz, s.gsr.pga_v,
-                                          gsr_frontend(s.gsr).to_microsiemens, "uS"))
-        if s.ecg.enabled:
-            channels.append(AnalogChannel("ecg", s.ecg.adc_channel, s.ecg.rate_hz, s.ecg.pga_v,
-                                          ecg_frontend(s.ecg).to_millivolts, "mV"))
-        add(f"i2c-{s.adc.i2c_bus}", "adc", ScannedAdc(adc, AnalogSampler(adc, channels, clock)))
-    return Board(dict(groups), emulated)
+        bus_name, inputs = f"i2c-{s.adc.i2c_bus}", 4
+    channels = []
+    if s.gsr.enabled:
+        board.gsr = gsr_frontend(s.gsr)
+        channels.append(AnalogChannel("eda", s.gsr.adc_channel, s.gsr.rate_hz, s.gsr.pga_v,
+                                      board.gsr.to_microsiemens, "uS", inputs))
+    if analog_ecg:
+        board.ecg_frontend = ecg_frontend(s.ecg)
+        channels.append(AnalogChannel("ecg", s.ecg.adc_channel, s.ecg.rate_hz, s.ecg.pga_v,
+                                      board.ecg_frontend.to_millivolts, "mV", inputs))
+    add(bus_name, "adc", ScannedAdc(adc, AnalogSampler(adc, channels, clock)))

@@ -235,9 +235,14 @@ class AnalogChannel:
     pga_v: float
     to_unit: Callable[[np.ndarray], np.ndarray]
     unit: str
+    #: Inputs of the ADC scanned: 4 on the ADS1115, 8 on an MCP3008 driven by the same sampler.
+    inputs: int = 4
 
     def __post_init__(self) -> None:
-        _check_ain(self.ain)
+        if self.inputs == 4:
+            _check_ain(self.ain)
+        elif self.ain not in range(self.inputs):
+            raise ValueError(f"channel {self.name!r}: ain must be 0..{self.inputs - 1}, got {self.ain}")
         pga_code(self.pga_v)
         if not self.rate_hz > 0:
             raise ValueError(f"channel {self.name!r}: rate_hz must be > 0, got {self.rate_hz}")
@@ -278,7 +283,7 @@ class AnalogSampler:
     BEHIND_PERIODS = 2
 
     def __init__(self, adc: Ads1115, channels: Sequence[AnalogChannel], clock: Clock, *,
-                 block_s: float = 0.2, max_late_s: float = 0.05) -> None:
+                 block_s: float = 0.2, max_late_s: float = 0.25) -> None:
         channels = list(channels)
         if not channels:
             raise ValueError("AnalogSampler needs at least one AnalogChannel")

@@ -141,6 +141,9 @@ class Ads1292r:
     #: How much read_on_edge buffers before the oldest frames are dropped (and counted).
     buffer_s = 10.0
     reanchor_periods = 2.0
+    #: ... or this many seconds: a DRDY callback may run tens of ms late on a busy host, while
+    #: frames that were not lost follow each other exactly; only oscillator drift builds up.
+    reanchor_s = 0.05
     #: With a DRDY pin, no edge for this long means the chip stopped (unplugged, reset).
     drdy_timeout_s = 0.5
 
@@ -414,6 +417,7 @@ class Ads1292r:
         """Blocks follow each other without gaps unless frames were lost or timing drifted."""
         nxt = self._next_t0_ns
         if (not after_gap and nxt is not None
-                and abs(t_first_ns - nxt) <= self.reanchor_periods * self.period_ns):
+                and abs(t_first_ns - nxt) <= max(self.reanchor_periods * self.period_ns,
+                                                 self.reanchor_s * 1e9)):
             return nxt
         return t_first_ns

@@ -135,3 +135,10 @@ class Ad8232:
 
     def volts_for(self, millivolts) -> np.ndarray:
         return self.v_ref_v + np.asarray(millivolts, dtype=np.float64) * self.gain / 1000.0
+
+    def is_railing(self, millivolts, margin_v: float = 0.1) -> np.ndarray:
+        """True where the output sits at a supply rail (0 V or 2 x REFOUT, REFOUT being
+        mid-supply): with a lead off the DC lead-off current drives the in-amp to saturation
+        (data sheet, "Leads Off Detection"), and so does a loose electrode's DC offset."""
+        v = self.volts_for(millivolts)
+        return (v <= margin_v) | (v >= 2 * self.v_ref_v - margin_v)

@@ -39,6 +39,19 @@ AVERAGING = (1, 2, 4, 8, 16, 32)  # SMP_AVE (codes 6 and 7 also mean 32)
 LED_CURRENT_STEP_MA = 0.2  # LEDx_PA: 0x00 = 0 mA ... 0xFF = 51 mA
 LED_CURRENT_MAX_MA = 51.0
 DEFAULT_LED_CURRENT_MA = 7.0
+#: Finger detection. With a finger on, tissue scatters a large share of the LED light back:
+#: IR DC is typically 50k-200k of the 262k counts at the default settings; without one, only
+#: ambient light and cover-glass crosstalk reach the photodiode (a few thousand counts). The
+#: floor sits between, as a fraction of full scale so it holds for every ADC range.
+FINGER_ON_MIN_FRACTION = 0.04
+
+
+def finger_present(counts, full_scale_counts: int = (1 << 18) - 1) -> bool:
+    """Whether an IR (or red) block's DC level says a finger is on the sensor."""
+    x = np.asarray(counts, dtype=np.float64)
+    return bool(x.size) and float(np.median(x)) >= FINGER_ON_MIN_FRACTION * full_scale_counts
+
+
 #: Die temperature conversion time (Electrical Characteristics).
 TEMPERATURE_CONVERSION_S = 0.029
 TEMPERATURE_FRAC_C = 0.0625
@@ -225,9 +238,10 @@ class Max30102:
 
     # -- life cycle ----------------------------------------------------------------------------
     def open(self) -> Self:
-        """Check the chip, soft-reset it, configure it, and start sampling into an empty FIFO."""
-        if self._open:
-            return self
+        """Check the chip, soft-reset it, configure it, and start sampling into an empty FIFO.
+
+        On an open driver this re-initialises the chip (the recovery after bus errors)."""
+        self._open = False
         # The ID is checked before anything is written, so a wrong chip at 0x57 is left alone.
         found = self._regs.read("PART_ID")
         if found != PART_ID:

@@ -45,6 +45,8 @@ MIN_SPEED_HZ = 10_000
 MAX_SAMPLE_RATE_5V_SPS = 200_000
 #: Clocks in one conversion with the 3-byte framing.
 CLOCKS_PER_CONVERSION = 24
+#: How long every conversion may read exactly 0 before the chip's presence is checked.
+SILENT_PROBE_S = 0.5
 #: Differential codes (Table 5-2): D2..D0 -> (IN+, IN-).
 DIFFERENTIAL_PAIRS = {0: (0, 1), 1: (1, 0), 2: (2, 3), 3: (3, 2),
                       4: (4, 5), 5: (5, 4), 6: (6, 7), 7: (7, 6)}
@@ -103,6 +105,7 @@ class Mcp3008:
         dev = getattr(spi, "device", None) if device is None else device
         self.where = f"{self.chip} on " + (f"spidev{bus}.{dev}" if bus is not None else "SPI")
         self._open = False
+        self._zero_since_ns: int | None = None
 
     @property
     def data_rate_sps(self) -> float:
@@ -124,6 +127,7 @@ class Mcp3008:
             raise OSError(errno.ENODEV, f"{self.where}: all {CHANNELS} channels read exactly 0: "
                           "MISO held low (no chip, or no power), or every input grounded")
         self._open = True
+        self._zero_since_ns = None
         return self
 
     def _convert_checked(self, channel: int) -> int:
@@ -163,7 +167,28 @@ class Mcp3008:
             # A 1 where the chip always drives 0: DOUT is not driven (cable, power, CS).
             raise OSError(errno.EIO, f"{self.where}: null bit of CH{channel} reads 1 "
                           f"(rx {' '.join(f'{b:02x}' for b in rx)}): DOUT not driven")
+        self._check_not_silent(code)
         return code
+
+    def _check_not_silent(self, code: int) -> None:
+        """With MISO pulled down (the Pi's default) an unplugged chip reads as 0 V on every
+        input, which a single conversion cannot tell from a grounded one. After every
+        conversion has read exactly 0 for ``SILENT_PROBE_S``, convert all eight channels with
+        the LSB-first check, as ``open`` does: all zero means nothing is driving DOUT."""
+        if code or self.allow_all_zero:
+            self._zero_since_ns = None
+            return
+        now = self.clock.now_ns()
+        if self._zero_since_ns is None:
+            self._zero_since_ns = now
+            return
+        if (now - self._zero_since_ns) / 1e9 < SILENT_PROBE_S:
+            return
+        if not any(self._convert_checked(ch) for ch in range(CHANNELS)):
+            raise OSError(errno.ENODEV, f"{self.where}: every conversion reads 0 for "
+                          f"{(now - self._zero_since_ns) / 1e9:.1f} s and all {CHANNELS} channels "
+                          "read 0: MISO held low (chip unplugged or unpowered)")
+        self._zero_since_ns = None
 
     def read_voltage(self, channel: int, pga_v: float | None = None) -> float:
         """Volts at CHx against VSS. ``pga_v`` is accepted so the ADS1115's scanner can use this

@@ -57,6 +57,8 @@ class EmulatedAds1115:
         self._single_code = 0
         self._cont_anchor_ns: int | None = None  # continuous mode started (or restarted) then
         self._cont_seen = 0
+        #: Fault injection: conversions never finish (OS stays 0), the chip still answers.
+        self.conversion_stuck = False
 
     # -- analog -----------------------------------------------------------------------------
     def period_ns(self, dr: int | None = None) -> int:
@@ -88,6 +90,8 @@ class EmulatedAds1115:
     # -- time ---------------------------------------------------------------------------------
     def _settle(self, now_ns: int) -> None:
         """Bring the conversion register up to ``now_ns``."""
+        if self.conversion_stuck:
+            return
         if self._single_done_ns is not None and now_ns >= self._single_done_ns:
             self.regs.set("CONVERSION", self._single_code & 0xFFFF)
             self._single_done_ns = None

@@ -90,6 +90,8 @@ class EmulatedAds1292r:
         self.protocol_errors = 0
         self.commands: list[int] = []
         self.electrodes_off: set[str] = set()
+        #: Fault injection: conversions stop (no DRDY, a stale output register).
+        self.halted = False
         self._lock = threading.RLock()
         self._advancing = False
         self._power_on()
@@ -199,6 +201,9 @@ class EmulatedAds1292r:
 
     def _advance(self) -> None:
         if self._advancing or not self.converting:
+            return
+        if self.halted:
+            self._retime()
             return  # a DRDY callback reading the chip while it produces frames
         self._advancing = True
         try:

@@ -8,6 +8,10 @@ A chip emulator implements ``read(register, length) -> list[int]`` and
 ``write(register, data)`` on raw bytes, as the chip sees an I2C transaction: a register
 pointer followed by bytes read or written. An address with no chip raises ``OSError`` with
 ``EREMOTEIO``, exactly what the kernel reports for a NACK.
+
+Fault injection: each callable in ``fault_hooks`` is called with the address before every
+transaction, inside the bus lock. It may raise (``OSError(EIO)`` is what a disturbed bus
+gives, ``ETIMEDOUT`` a chip stretching the clock for ever) or block (a stalled bus).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from sensors.bus import SMBUS_BLOCK_MAX
 
@@ -38,6 +42,7 @@ class EmulatedI2CBus:
         self.chips: dict[int, EmulatedI2CChip] = {}
         self.transactions = 0
         self.closed = False
+        self.fault_hooks: list[Callable[[int], None]] = []
         self._lock = threading.RLock()
 
     # -- wiring ------------------------------------------------------------------------------
@@ -58,6 +63,8 @@ class EmulatedI2CBus:
         if self.closed:
             raise _oserror(errno.EBADF)
         self.transactions += 1
+        for hook in list(self.fault_hooks):
+            hook(address)
         chip = self.chips.get(address)
         if chip is None:
             raise _oserror(errno.EREMOTEIO)

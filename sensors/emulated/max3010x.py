@@ -75,6 +75,9 @@ class EmulatedMax30102(RegisterChip):
         self.temperature_c = temperature_c
         #: Fault injection: the RESET bit never clears.
         self.reset_stuck = reset_stuck
+        #: Fault injection: the sample clock stops, so the FIFO pointers stop moving while
+        #: every register still answers.
+        self.fifo_stuck = False
         names = {r.name for r in self.regmap}
         self.leds = tuple(led for led, reg in LED_PA_REGISTERS.items() if reg in names)
         self.samples_produced = 0  # FIFO samples made (after averaging), kept or not
@@ -181,6 +184,9 @@ class EmulatedMax30102(RegisterChip):
         total = (now_ns - self._t_start_ns) // (raw_period_ns * averaging)
         new = int(total - self._emitted)
         if new <= 0:
+            return
+        if self.fifo_stuck:
+            self._emitted = int(total)
             return
         rollover = self.regs.get_field("FIFO_CONFIG", "FIFO_ROLLOVER_EN")
         free = FIFO_DEPTH - self._level

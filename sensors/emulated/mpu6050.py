@@ -115,6 +115,9 @@ class EmulatedMpu6050(RegisterChip):
             self._sample_until(now_ns)
         self._land_bytes(now_ns)
 
+    #: Fault injection: the FIFO stops filling (FIFO_COUNT frozen) while the chip still answers.
+    fifo_stuck = False
+
     def _sample_until(self, now_ns: int) -> None:
         period_ns = self.sample_period_ns
         k_last = int((now_ns - self._grid_anchor_ns) // period_ns)
@@ -123,6 +126,8 @@ class EmulatedMpu6050(RegisterChip):
         k = np.arange(self._next_k, k_last + 1)
         t_ns = self._grid_anchor_ns + np.round(k * period_ns).astype(np.int64)
         self._next_k = k_last + 1
+        if self.fifo_stuck:
+            return
         t_s = t_ns / 1e9
         if period_ns < 1e6:
             # Register 25 note: the accelerometer outputs at 1 kHz; faster rates repeat samples.

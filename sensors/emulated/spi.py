@@ -28,6 +28,9 @@ What a real bus does when things are wrong, and what this one does:
 - Closed device: ``OSError(EBADF)``, as an ioctl on a closed file descriptor gives.
 - A transfer longer than spidev's buffer (4096 bytes, the ``bufsiz`` module parameter):
   ``OverflowError``, as spidev raises.
+- Fault injection: each callable in ``fault_hooks`` is called with ``(bus, device)`` before
+  every transaction, inside the device lock; it may raise (``OSError(EIO)``, ``ETIMEDOUT``
+  as an SPI controller's DMA timeout gives) or block.
 
 A chip is any object with ``transfer(tx: list[int]) -> list[int]``; optional attributes
 ``spi_modes`` (modes it accepts, default all), ``max_speed_hz`` (default unlimited) and
@@ -81,6 +84,7 @@ class EmulatedSpiDev:
         self.chip = None
         self.closed = False
         self.transactions = 0
+        self.fault_hooks: list = []
         #: Transactions the chip could not have understood (wrong mode, clock too fast).
         self.garbled = 0
         self._mode = 0
@@ -163,6 +167,8 @@ class EmulatedSpiDev:
         speed = speed_hz or self.max_speed_hz
         with self._lock:
             self.transactions += 1
+            for hook in list(self.fault_hooks):
+                hook(self.bus, self.device)
             chip = self.chip
             if chip is None:
                 return [self.miso_idle] * len(tx)
