@@ -1,0 +1,176 @@
+"""Replay: a recording through the same live pipeline; only the source changes.
+
+The replay board holds one "sensor" per group the device has (``ppg``, ``accel``, ``adc``);
+each emits the recorded samples as ``SampleBlock``s once the clock has passed their end, in
+chunks of ``chunk_s``, the way a FIFO read delivers them. Readers, the queue, the hop loop,
+the models, the outputs and MQTT are the device's own, so a replay publishes what the device
+would have published. The face is off: video is never recorded.
+
+For painmon's own recordings the clock starts where the recording's first hop sat (from the
+first recorded ``vitals`` event), so every hop sees the window it saw live.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from contextlib import ExitStack
+from collections.abc import Callable
+from typing import TextIO
+
+from sensors.types import SampleBlock
+
+from device.acquisition import Sensor
+from device.config import default_config, load_config
+from device.hardware import Board
+from device.recordings import Recording, open_recording
+
+log = logging.getLogger(__name__)
+
+#: The device's sensor groups, by the channels they deliver.
+SENSOR_OF_CHANNEL = (("ppg_", "ppg"), ("acc_", "accel"), ("eda", "adc"), ("ecg", "adc"))
+
+
+class ReplayClock:
+    """Virtual time at ``speed`` x real time, re-based to a recording's time by ``rebase``."""
+
+    def __init__(self, speed: float = 1.0, start_ns: int = 0) -> None:
+        if speed <= 0:
+            raise ValueError(f"--speed must be > 0, got {speed}")
+        self.speed = float(speed)
+        self.rebase(start_ns)
+
+    def rebase(self, start_ns: int) -> None:
+        self._start_ns, self._real0 = int(start_ns), time.monotonic_ns()
+
+    def now_ns(self) -> int:
+        return self._start_ns + int((time.monotonic_ns() - self._real0) * self.speed)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+
+def chunks(block: SampleBlock, chunk_s: float) -> list[SampleBlock]:
+    n = max(1, round(block.rate_hz * chunk_s))
+    return [SampleBlock(block.channel, block.rate_hz,
+                        block.t0_ns + round(i * 1e9 / block.rate_hz), block.samples[i:i + n],
+                        block.unit)
+            for i in range(0, len(block.samples), n)]
+
+
+class RecordedSensor:
+    """An acquirer (see device.acquisition) that plays recorded blocks on the clock."""
+
+    def __init__(self, blocks: list[SampleBlock], clock, chunk_s: float = 0.1) -> None:
+        self.clock = clock
+        self.pending = sorted((c for b in blocks for c in chunks(b, chunk_s)),
+                              key=lambda c: c.t_end_ns)
+        self._next = 0
+
+    @property
+    def finished(self) -> bool:
+        return self._next >= len(self.pending)
+
+    def open(self) -> None:
+        pass
+
+    def next_due_ns(self) -> int:
+        if self.finished:
+            return self.clock.now_ns() + 1_000_000_000
+        return self.pending[self._next].t_end_ns
+
+    def poll(self) -> list[SampleBlock]:
+        now, out = self.clock.now_ns(), []
+        while not self.finished and self.pending[self._next].t_end_ns <= now:
+            out.append(self.pending[self._next])
+            self._next += 1
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def sensor_name(channel: str) -> str:
+    return next((name for prefix, name in SENSOR_OF_CHANNEL if channel.startswith(prefix)),
+                channel)
+
+
+def replay_board(recording: Recording, clock, chunk_s: float = 0.1) -> Board:
+    groups: dict[str, list[SampleBlock]] = {}
+    for channel, blocks in recording.blocks.items():
+        groups.setdefault(sensor_name(channel), []).extend(blocks)
+    sensors = [Sensor(name, RecordedSensor(blocks, clock, chunk_s), clock)
+               for name, blocks in sorted(groups.items())]
+    return Board({"replay": sensors})
+
+
+def first_hop_ns(recording: Recording) -> int | None:
+    vitals = recording.messages("vitals")
+    return int(vitals[0]["t_ns"]) if vitals else None
+
+
+def replay_config(config_path: str | None):
+    config = load_config(config_path) if config_path else default_config()
+    return config.model_copy(update={"face": config.face.model_copy(update={"enabled": False})})
+
+
+def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
+               config_path: str | None = None, out: TextIO = sys.stdout,
+               outputs: list[Callable[[str, dict], None]] | None = None,
+               quiet: bool = False) -> int:
+    """Replay ``path`` through the pipeline, publishing over MQTT like the device."""
+    from device.app import ConsoleSubscriber, _stop_on_signals, mqtt_output, parse_broker
+    from device.broker import EmbeddedBroker, broker_answers
+    from device.mqtt import MqttLink
+    from device.pipeline import Pipeline
+
+    recording = open_recording(path)
+    config = replay_config(config_path)
+    hop_ns = round(config.processing.hop_s * 1e9)
+    boot_id = uuid.uuid4().hex[:12]
+    with ExitStack() as stack:
+        if broker:
+            host, port = parse_broker(broker)
+            protocol = config.mqtt.protocol
+        elif broker_answers("127.0.0.1", 1883):
+            host, port, protocol = "127.0.0.1", 1883, config.mqtt.protocol
+        else:
+            embedded = stack.enter_context(EmbeddedBroker())
+            host, port, protocol = embedded.host, embedded.port, embedded.protocol
+        config = config.model_copy(update={"mqtt": config.mqtt.model_copy(
+            update={"host": host, "port": port, "protocol": protocol})})
+        topic_root = f"{config.mqtt.topic_prefix}/{config.device_id}"
+        print(f"painmon replay: {recording.source} recording {recording.name} "
+              f"({recording.duration_s:.0f} s, {', '.join(sorted(recording.blocks))}) -> MQTT "
+              f"{host}:{port} topic {topic_root}/#  (speed x{speed:g})", file=out, flush=True)
+        clock = ReplayClock(speed, recording.start_ns)
+        link = stack.enter_context(MqttLink(config.mqtt, config.device_id, boot_id))
+        class ReplayPipeline(Pipeline):
+            def envelope(self, schema: str) -> dict:
+                # Where on the recording's time line this message was made, so a consumer
+                # (and a comparison with the live run) can place it.
+                message = super().envelope(schema)
+                message["replay"] = {"recording": recording.name, "t_ns": self.clock.now_ns()}
+                return message
+
+        pipeline = ReplayPipeline(config, clock, list(outputs or []), boot_id=boot_id,
+                                  board=replay_board(recording, clock))
+        stack.callback(mqtt_output(config, link, pipeline).stop)
+        if not quiet:
+            console = ConsoleSubscriber(host, port, f"{topic_root}/#", protocol, out)
+            stack.callback(console.close)
+        first = first_hop_ns(recording)
+        # pipeline.start() puts the first hop one hop after now: make that the recorded one.
+        clock.rebase(first - hop_ns if first is not None else recording.start_ns)
+        seconds = (recording.end_ns - clock.now_ns()) / 1e9 + 0.5 * config.processing.hop_s
+        _stop_on_signals(pipeline)
+        try:
+            pipeline.run(seconds)
+        finally:
+            pipeline.stop()
+        if not quiet:
+            time.sleep(0.3)  # let the console print the last messages back
+    return 0
