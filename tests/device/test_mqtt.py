@@ -25,7 +25,8 @@ CHILD = """
 import sys, time
 from device.config import MqttConfig
 from device.mqtt import MqttLink
-link = MqttLink(MqttConfig(port=int(sys.argv[1]), keepalive_s=2), "child", boot_id="child-boot")
+link = MqttLink(MqttConfig(port=int(sys.argv[1]), keepalive_s=2, will_delay_s=0), "child",
+               boot_id="child-boot")
 link.start()
 if not link.wait_connected(10):
     sys.exit("no connection")

@@ -1,0 +1,104 @@
+"""Helpers for the MQTT product tests: a persistent-session subscriber and device configs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from device.config import PainmonConfig
+
+#: mosquitto that writes its sessions and queued messages to disk every second, so that a
+#: SIGKILL loses at most the last second of broker state (subscriptions made earlier survive).
+PERSISTENT_BROKER = "persistence true\npersistence_location {dir}/\nautosave_interval 1\n"
+
+
+def persistent_broker_config(workdir: Path) -> str:
+    return PERSISTENT_BROKER.format(dir=workdir)
+
+
+def device_config(broker, state_dir: Path, device_id: str, **mqtt_overrides) -> PainmonConfig:
+    mqtt_values = {"host": broker.host, "port": broker.port, "keepalive_s": 5,
+                   "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "will_delay_s": 0,
+                   "ha_discovery": False, **mqtt_overrides}
+    return PainmonConfig.model_validate({
+        "device_id": device_id, "hardware": "emulated", "state_dir": str(state_dir),
+        "mqtt": mqtt_values, "face": {"enabled": False},
+        "simulator": {"seed": 5, "scenario": "demo"}})
+
+
+def wait_until(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout_s} s")
+        time.sleep(0.02)
+
+
+class PersistentSubscriber:
+    """A consumer with a persistent session (clean_start false, session expiry): the broker
+    queues its QoS 1 messages while it or the broker is away. It reconnects by itself."""
+
+    def __init__(self, host: str, port: int, topic_filter: str, client_id: str) -> None:
+        self.topic_filter = topic_filter
+        self.messages: list[tuple[str, dict, bool]] = []  # (topic, body, dup)
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5, reconnect_on_failure=True)
+        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_: self._subscribed.set()
+        self.client.on_message = self._on_message
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 600
+        self.client.connect(host, port, keepalive=5, clean_start=False, properties=props)
+        self.client.loop_start()
+        if not self._subscribed.wait(5):
+            raise AssertionError(f"subscriber could not subscribe to {topic_filter}")
+
+    def _on_connect(self, client, _userdata, _flags, reason, _props) -> None:
+        if not reason.is_failure:
+            client.subscribe(self.topic_filter, qos=1)
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        with self._cond:
+            self.messages.append((message.topic, json.loads(message.payload), bool(message.dup)))
+            self._cond.notify_all()
+
+    def bodies(self) -> list[dict]:
+        with self._cond:
+            return [body for _, body, _ in self.messages]
+
+    def wait_count(self, predicate, count: int, timeout_s: float) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                got = [b for _, b, _ in self.messages if predicate(b)]
+                if len(got) >= count:
+                    return got
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{len(got)} of {count} messages within {timeout_s} s")
+                self._cond.wait(remaining)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def dedup(bodies: list[dict]) -> list[dict]:
+    """First occurrence of each (boot_id, seq), in arrival order: what a consumer keeps."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for body in bodies:
+        key = (body["boot_id"], body["seq"])
+        if key not in seen:
+            seen.add(key)
+            out.append(body)
+    return out
