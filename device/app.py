@@ -18,19 +18,32 @@ from sensors.clock import MonotonicClock, ScaledClock
 from device.broker import EmbeddedBroker, broker_answers
 from device.config import PainmonConfig, default_config, load_config
 from device.mqtt import MqttLink
+from device.notify import ServiceNotifier
 from device.pipeline import Pipeline
+from device.recorder import attach_recorder
 
 log = logging.getLogger(__name__)
 
-#: Live vitals are worth nothing once stale: a broker holding them past this drops them.
-VITALS_EXPIRY_S = 10
+def mqtt_output(config: PainmonConfig, link: MqttLink, pipeline: Pipeline):
+    """Wire the pipeline to MQTT: outbox, live topics, commands, alarms, discovery
+    (``device/delivery.py``). Call ``.stop()`` on the result before the link stops."""
+    from device.delivery import MqttOutput
+
+    output = MqttOutput(config, link, models=pipeline_models(config)).attach(pipeline).start()
+    pipeline.outputs.append(output)
+    return output
 
 
-def mqtt_output(link: MqttLink) -> Callable[[str, dict], None]:
-    def publish(topic: str, message: dict) -> None:
-        link.publish_json(topic, message, expiry_s=VITALS_EXPIRY_S if topic == "vitals" else None)
+def pipeline_models(config: PainmonConfig) -> str:
+    """The model files' versions, sent as an MQTT 5 user property with every message."""
+    from pathlib import Path
 
-    return publish
+    from device.delivery import model_versions
+
+    paths = sorted((Path(__file__).resolve().parent.parent / "models" / "physio").glob("*int8.tflite"))
+    if config.face.enabled and config.face.model_dir is not None:
+        paths += sorted(Path(config.face.model_dir).glob("*.tflite"))
+    return model_versions(paths)
 
 
 def _stop_on_signals(pipeline: Pipeline) -> None:
@@ -45,12 +58,18 @@ def run_device(config: PainmonConfig, seconds: float | None = None) -> int:
     boot_id = uuid.uuid4().hex[:12]
     clock = MonotonicClock()
     with MqttLink(config.mqtt, config.device_id, boot_id) as link:
-        pipeline = Pipeline(config, clock, [mqtt_output(link)], boot_id=boot_id)
+        pipeline = Pipeline(config, clock, [], boot_id=boot_id)
+        output = mqtt_output(config, link, pipeline)
+        service = ServiceNotifier.from_env().attach(pipeline)  # READY, watchdog, STOPPING
+        recorder = attach_recorder(config, pipeline)
         _stop_on_signals(pipeline)
         try:
             pipeline.run(seconds)
         finally:
+            service.stop()
             pipeline.stop()
+            recorder.stop()
+            output.stop()
     return 0
 
 
@@ -64,6 +83,28 @@ def _physio_text(physio: dict) -> str:
         return f"   physio {physio.get('state', '--')}"
     return (f"   physio {_fmt(physio.get('score'), '4.1f')}/10 "
             f"(confidence {physio.get('confidence', 0):.2f})")
+
+
+def _pain_text(msg: dict) -> str:
+    parts = []
+    for name, c in (msg.get("contributions") or {}).items():
+        top = ", ".join(f"{k} {v:.2f}" for k, v in list((c.get("top_features") or {}).items())[:2])
+        parts.append(f"{name} {_fmt(c.get('score'), '4.1f')} x{c.get('weight', 0):.2f}"
+                     + (f" ({top})" if top else ""))
+    alarm = msg.get("alarm")
+    return (f"pain    {_fmt(msg.get('score'), '4.1f')}/10 {msg.get('level') or '--':8} "
+            f"confidence {msg.get('confidence', 0):.2f}   " + "   ".join(parts)
+            + (f"   ALARM {alarm['alarm_id']} {alarm['priority']} {alarm['state']}" if alarm else "")
+            + ("   personalised" if msg.get("personalised") else "")
+            + (f"   [{', '.join(msg['flags'])}]" if msg.get("flags") else ""))
+
+
+def _demo_pain(config: PainmonConfig) -> PainmonConfig:
+    """The demo's pain episode lasts a minute: a lower threshold and shorter times let its
+    alarm fire, escalate and clear within one loop of the scenario."""
+    return config.model_copy(update={"pain": config.pain.model_copy(update={
+        "alarm_threshold": 4.0, "alarm_after_s": 10.0, "alarm_clear_after_s": 10.0,
+        "alarm_escalate_after_s": 30.0})})
 
 
 def format_message(topic: str, payload: bytes) -> str:
@@ -99,6 +140,8 @@ def format_message(topic: str, payload: bytes) -> str:
                 + f"   emotion {top}   quality {msg.get('quality', 0):.2f} "
                 f"confidence {msg.get('confidence', 0):.2f}"
                 + (f"   [{', '.join(msg['flags'])}]" if msg.get("flags") else ""))
+    if kind == "pain":
+        return _pain_text(msg)
     if kind == "status":
         return f"status  {msg.get('state')} (boot {msg.get('boot_id')})"
     return f"{kind:7} {json.dumps(msg)[:160]}"
@@ -146,9 +189,9 @@ def parse_broker(text: str) -> tuple[str, int]:
 
 def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: float = 1.0,
              config_path: str | None = None, camera: str | None = None,
-             out: TextIO = sys.stdout, quiet: bool = False) -> int:
+             out: TextIO = sys.stdout, quiet: bool = False, record: str | None = None) -> int:
     """The emulated board through the real drivers and signal path, published over MQTT."""
-    config = load_config(config_path) if config_path else default_config()
+    config = load_config(config_path) if config_path else _demo_pain(default_config())
     config = config.model_copy(update={"hardware": "emulated"})
     if camera is not None:
         config = config.model_copy(update={"face": config.face.model_copy(update={"camera": camera})})
@@ -171,9 +214,12 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
         clock = ScaledClock(speed)
         link = stack.enter_context(MqttLink(config.mqtt, config.device_id, boot_id))
         # The demo's face is at rest in its first seconds: take them as the neutral face.
-        pipeline = Pipeline(config, clock, [mqtt_output(link)], boot_id=boot_id,
+        pipeline = Pipeline(config, clock, [], boot_id=boot_id,
                             face_calibrate_frames=round(2 * config.face.fps))
+        stack.callback(mqtt_output(config, link, pipeline).stop)
         simulator = pipeline.board.emulated.simulator
+        recorder = attach_recorder(config, pipeline, record)
+        stack.callback(recorder.stop)
 
         def truth(_topic: str) -> str:
             t_s = clock.now_ns() / 1e9

@@ -74,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         return run_demo(seconds=args.seconds, broker=args.broker, speed=args.speed,
-                        config_path=args.config, camera=args.camera)
+                        config_path=args.config, camera=args.camera, record=args.record)
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -85,6 +85,19 @@ def cmd_fetch_models(args: argparse.Namespace) -> int:
     return fetch_main((["--dest", args.dest] if args.dest else []) + (["--force"] if args.force else []))
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from device.app import parse_broker
+    from device.watch import run_watch
+
+    try:
+        host, port = parse_broker(args.broker)
+    except ValueError as exc:
+        print(f"painmon watch: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_watch(host, port, device=args.device, prefix=args.prefix, seconds=args.seconds,
+                     lines=True if args.lines else None)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from device.app import run_device
 
@@ -92,6 +105,77 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     return run_device(config, seconds=args.seconds)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from device.probe import format_table, probe
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_BAD_INPUT
+    rows = probe(config)
+    print(f"painmon probe: {config.hardware} hardware")
+    print(format_table(rows))
+    missing = [f"{r.expected} ({r.bus} {r.address}: {r.status})" for r in rows if r.problem]
+    if missing:
+        print(f"missing: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from device.app import parse_broker
+    from device.replay import run_replay
+
+    try:
+        if args.broker:
+            parse_broker(args.broker)
+        if args.speed <= 0:
+            raise ValueError("--speed must be > 0")
+        if args.config and _load(args.config) is None:
+            return EXIT_BAD_INPUT
+        return run_replay(args.path, speed=args.speed, broker=args.broker,
+                          config_path=args.config)
+    except ValueError as exc:
+        print(f"painmon replay: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from device.report import render_report
+
+        out = render_report(args.path, args.out)
+    except ValueError as exc:
+        print(f"painmon report: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ImportError as exc:
+        print(f"painmon report: {exc.name or exc} is missing: pip install 'painmon[report]'",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    print(out)
+    return EXIT_OK
+
+
+def cmd_export_labels(args: argparse.Namespace) -> int:
+    from device.selfreport import SelfReportStore, export_labels
+
+    config = _load(args.config)
+    if config is None:
+        return EXIT_BAD_INPUT
+    store = SelfReportStore(config.state_dir)
+    try:
+        if args.out:
+            with open(args.out, "w", encoding="utf-8", newline="") as f:
+                n = export_labels(store, f, args.format)
+        else:
+            n = export_labels(store, sys.stdout, args.format)
+    finally:
+        store.close()
+    print(f"{n} labelled moment(s) from {store.path}", file=sys.stderr)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
     p.add_argument("--camera", metavar="SPEC", help='face camera: a device index, "picamera2", a '
                    "video file, an image folder or a GStreamer pipeline (default: a demo photo)")
+    p.add_argument("--record", metavar="DIR", help="record the raw signals (EDF+) and every "
+                   "event into DIR (see painmon replay, painmon report)")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("run", help="run the device (the systemd service runs this)",
@@ -135,8 +221,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="download even if the files are there")
     p.set_defaults(handler=cmd_fetch_models)
 
+    p = sub.add_parser("replay", help="feed a recording through the live pipeline",
+                       description="Replay a painmon EDF+ recording (file or folder), an Empatica "
+                       "E4 CSV folder, an SPC 2015 .mat file or a WFDB record through the same "
+                       "pipeline as the device, publishing over MQTT as the device would.")
+    p.add_argument("path", metavar="PATH", help="the recording")
+    p.add_argument("--speed", type=float, default=1.0, help="times faster than real time")
+    p.add_argument("--broker", metavar="HOST:PORT", help="publish to this MQTT broker")
+    p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
+    p.set_defaults(handler=cmd_replay)
+
+    p = sub.add_parser("report", help="draw a recorded session (PNG or PDF)",
+                       description="Signals, vitals, the pain estimate with its levels, alarms, "
+                       "self-reports and calibrations over time, from a painmon recording.")
+    p.add_argument("path", metavar="PATH", help="recording folder or .edf file")
+    p.add_argument("--out", metavar="FILE", required=True, help="output file (.png or .pdf)")
+    p.set_defaults(handler=cmd_report)
+
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     p.set_defaults(handler=cmd_config_reference)
+
+    p = sub.add_parser("probe", help="find the configured chips and the camera, expected vs found",
+                       description="Scan the I2C buses and SPI devices named in the configuration, "
+                       "identify each chip by its ID register, open the camera; exit 1 when a "
+                       "configured sensor is missing.")
+    p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
+    p.set_defaults(handler=cmd_probe)
+
+    p = sub.add_parser("export-labels", help="write the self-reported moments for retraining",
+                       description="Every self-report (NRS 0-10, patient or nurse) with the fused "
+                       "score and the features of that moment, from the state directory.")
+    p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
+    p.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                   help="JSON lines (default) or CSV with one column per feature")
+    p.set_defaults(handler=cmd_export_labels)
+
+    p = sub.add_parser("watch", help="show devices live from their MQTT topics",
+                       description="Score, level, vitals, alarms and sensor states of one or "
+                       "many devices, read from the public MQTT API.")
+    p.add_argument("--broker", metavar="HOST:PORT", default="127.0.0.1:1883",
+                   help="broker to watch (default 127.0.0.1:1883)")
+    p.add_argument("--device", metavar="ID", help="only this device (default: all)")
+    p.add_argument("--prefix", default="painmon", help="topic prefix (default painmon)")
+    p.add_argument("--lines", action="store_true", help="one line per message, no redraw")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.set_defaults(handler=cmd_watch)
     return parser
 
 

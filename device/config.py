@@ -49,6 +49,26 @@ def _default_state_dir() -> Path:
     return Path.home() / ".local" / "state" / "painmon"
 
 
+class MqttTlsConfig(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = Field(False, description="Connect over TLS (the broker's port is then "
+                          "usually 8883).")
+    ca_file: Path | None = Field(
+        None, strict=False, description="CA certificate(s) to verify the broker with (PEM).",
+        json_schema_extra={"default_doc": "the system's trusted CAs"})
+    cert_file: Path | None = Field(
+        None, strict=False, description="Client certificate (PEM), for brokers that ask for one.")
+    key_file: Path | None = Field(
+        None, strict=False, description="Private key of cert_file (PEM), if not inside it.")
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> MqttTlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise KeyedValueError("cert_file", "mqtt.tls.key_file is set without a cert_file")
+        return self
+
+
 class MqttConfig(BaseModel):
     model_config = _STRICT
 
@@ -73,8 +93,33 @@ class MqttConfig(BaseModel):
         0.5, ge=0.1, le=3600, description="First reconnect delay; doubles on each failure."
     )
     reconnect_max_s: float = Field(30.0, ge=0.1, le=3600, description="Longest reconnect delay.")
+    tls: MqttTlsConfig = Field(default_factory=MqttTlsConfig, description="TLS.")
+    username: str | None = Field(None, min_length=1, max_length=256,
+                                 description="User name for the broker.")
+    password_file: Path | None = Field(
+        None, strict=False, description="File holding the broker password (first line).")
+    password_credential: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="systemd credential holding the password ($CREDENTIALS_DIRECTORY/<name>, "
+        "from LoadCredential=).")
+    session_expiry_s: int = Field(
+        3600, ge=0, le=7 * 86400, description="MQTT 5 session expiry: commands sent while the "
+        "device is away for less than this are delivered when it is back (0: clean session).")
+    will_delay_s: int = Field(
+        5, ge=0, le=3600, description="MQTT 5 will delay: a reconnect within this does not "
+        "announce offline.")
+    live_expiry_s: int = Field(
+        10, ge=1, le=3600, description="MQTT 5 message expiry of live vitals and face messages.")
+    outbox_max_entries: int = Field(
+        50_000, ge=10, le=10_000_000, description="Bound of the on-disk outbox (pain, alarms, "
+        "command results); when full the oldest entry is evicted and counted.")
+    ha_discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery.")
+    ha_discovery_prefix: str = Field(
+        "homeassistant", min_length=1, description="Home Assistant's discovery topic prefix.")
+    senml: bool = Field(False, description="Also publish the numeric values as SenML "
+                        "(RFC 8428) on <prefix>/<device_id>/senml.")
 
-    @field_validator("topic_prefix")
+    @field_validator("topic_prefix", "ha_discovery_prefix")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
         if any(c in value for c in "+#\0"):
@@ -90,6 +135,11 @@ class MqttConfig(BaseModel):
         if self.reconnect_min_s > self.reconnect_max_s:
             raise KeyedValueError("reconnect_max_s", f"must be >= mqtt.reconnect_min_s "
                                   f"({self.reconnect_min_s}), got {self.reconnect_max_s}")
+        if self.password_file is not None and self.password_credential is not None:
+            raise KeyedValueError("password_credential",
+                                  "set mqtt.password_file or mqtt.password_credential, not both")
+        if (self.password_file or self.password_credential) and self.username is None:
+            raise KeyedValueError("username", "a password is configured but no mqtt.username")
         return self
 
 
@@ -145,6 +195,9 @@ class PpgConfig(BaseModel):
     led_current_ma: LedCurrentConfig = Field(
         default_factory=LedCurrentConfig, description="LED drive currents."
     )
+    int_pin: int | None = Field(
+        None, ge=0, le=27,
+        description="GPIO (BCM) wired to INT; reserved (checked for conflicts), the FIFO is polled.")
 
     @model_validator(mode="after")
     def _chip_has_leds(self) -> PpgConfig:
@@ -171,12 +224,20 @@ class AdcConfig(BaseModel):
     model_config = _STRICT
 
     enabled: bool = Field(True, description="Use the ADC (GSR and ECG need it).")
-    chip: Literal["ads1115"] = Field("ads1115", description="ADC chip.")
-    i2c_bus: int = Field(1, ge=0, le=255, description="I2C bus number (/dev/i2c-N).")
-    address: Literal[0x48, 0x49, 0x4A, 0x4B] = Field(0x48, description="I2C address (ADDR pin).")
+    chip: Literal["ads1115", "mcp3008"] = Field(
+        "ads1115", description="ADC chip: ads1115 (I2C, 16 bit) or mcp3008 (SPI, 10 bit).")
+    i2c_bus: int = Field(1, ge=0, le=255, description="I2C bus number (/dev/i2c-N), ads1115.")
+    address: Literal[0x48, 0x49, 0x4A, 0x4B] = Field(
+        0x48, description="I2C address (ADDR pin), ads1115.")
     data_rate_sps: Literal[8, 16, 32, 64, 128, 250, 475, 860] = Field(
-        860, description="Conversion rate (DR), shared by all analog channels."
+        860, description="Conversion rate (DR), shared by all analog channels (ads1115)."
     )
+    alert_pin: int | None = Field(
+        None, ge=0, le=27,
+        description="GPIO (BCM) wired to ALERT/RDY; reserved (checked for conflicts), OS bit polled.")
+    spi_bus: int = Field(0, ge=0, le=6, description="SPI bus (/dev/spidevB.D), mcp3008.")
+    spi_device: int = Field(0, ge=0, le=3, description="SPI chip select (CE0 = 0), mcp3008.")
+    v_ref_v: float = Field(3.3, ge=0.25, le=5.5, description="VREF pin voltage (mcp3008).")
 
 
 _PGA_V = (6.144, 4.096, 2.048, 1.024, 0.512, 0.256)
@@ -196,7 +257,8 @@ class GsrConfig(BaseModel):
     model_config = _STRICT
 
     enabled: bool = Field(True, description="Read skin conductance.")
-    adc_channel: int = Field(0, ge=0, le=3, description="ADS1115 input (AINx vs GND).")
+    adc_channel: int = Field(
+        0, ge=0, le=7, description="ADC input: AIN0-3 (ads1115) or CH0-7 (mcp3008), vs GND.")
     rate_hz: int = Field(8, ge=1, le=50, description="Sample rate.")
     pga_v: PgaVolts = Field(0.512, description="ADC full scale (PGA).", json_schema_extra=_PGA_DOC)
     r_ref_ohm: float = Field(100_000.0, gt=0, description="Reference resistor in series with skin.")
@@ -207,12 +269,26 @@ class GsrConfig(BaseModel):
 class EcgConfig(BaseModel):
     model_config = _STRICT
 
-    enabled: bool = Field(True, description="Read the ECG front-end (AD8232).")
-    adc_channel: int = Field(1, ge=0, le=3, description="ADS1115 input (AINx vs GND).")
-    rate_hz: int = Field(250, ge=50, le=500, description="Sample rate.")
+    enabled: bool = Field(True, description="Read the ECG front-end.")
+    source: Literal["ad8232", "ads1292r"] = Field(
+        "ad8232", description="ad8232 (analog, through the ADC) or ads1292r (SPI front-end).")
+    adc_channel: int = Field(
+        1, ge=0, le=7, description="ADC input of the AD8232 output (AIN0-3 or CH0-7).")
+    rate_hz: int = Field(250, ge=50, le=500, description="Sample rate (ad8232 through the ADC).")
     pga_v: PgaVolts = Field(4.096, description="ADC full scale (PGA).", json_schema_extra=_PGA_DOC)
-    gain: float = Field(1100.0, gt=0, description="Front-end gain, electrodes to ADC input.")
-    v_ref_v: float = Field(1.65, ge=0, le=5, description="Front-end output for 0 mV at the skin.")
+    gain: float = Field(1100.0, gt=0, description="AD8232 gain, electrodes to ADC input.")
+    v_ref_v: float = Field(1.65, ge=0, le=5, description="AD8232 output for 0 mV at the skin.")
+    lo_plus_pin: int | None = Field(
+        None, ge=0, le=27, description="GPIO (BCM) wired to the AD8232 LO+ (lead-off) output.")
+    lo_minus_pin: int | None = Field(
+        None, ge=0, le=27, description="GPIO (BCM) wired to the AD8232 LO- output.")
+    spi_bus: int = Field(0, ge=0, le=6, description="SPI bus of the ads1292r.")
+    spi_device: int = Field(1, ge=0, le=3, description="SPI chip select of the ads1292r (CE1 = 1).")
+    data_rate_sps: Literal[250, 500] = Field(250, description="ads1292r data rate (CONFIG1.DR).")
+    pga_gain: Literal[1, 2, 3, 4, 6, 8, 12] = Field(6, description="ads1292r ECG channel PGA gain.")
+    respiration: bool = Field(True, description="ads1292r respiration channel (CH1) on.")
+    drdy_pin: int | None = Field(
+        None, ge=0, le=27, description="GPIO (BCM) wired to the ads1292r DRDY; none: paced reads.")
 
 
 class SensorsConfig(BaseModel):
@@ -226,16 +302,20 @@ class SensorsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _analog_fits_adc(self) -> SensorsConfig:
-        analog = [(name, s) for name, s in (("gsr", self.gsr), ("ecg", self.ecg)) if s.enabled]
+        analog = [(name, s) for name, s in (("gsr", self.gsr), ("ecg", self.ecg))
+                  if s.enabled and (name == "gsr" or self.ecg.source == "ad8232")]
         if analog and not self.adc.enabled:
             names = " and ".join(f"sensors.{name}" for name, _ in analog)
             raise KeyedValueError("adc.enabled", f"{names} read through the ADC; enable it")
         if len(analog) == 2 and self.gsr.adc_channel == self.ecg.adc_channel:
             raise KeyedValueError("gsr.adc_channel", "sensors.gsr.adc_channel and "
                                   f"sensors.ecg.adc_channel are both {self.gsr.adc_channel}")
+        from device.wiring import check_wiring
+
+        check_wiring(self, [name for name, _ in analog])
         # The ADS1115 converts one input at a time, so the channels share its data rate.
         total_hz = sum(s.rate_hz for _, s in analog)
-        if total_hz > self.adc.data_rate_sps:
+        if self.adc.chip == "ads1115" and total_hz > self.adc.data_rate_sps:
             parts = " + ".join(f"sensors.{name}.rate_hz {s.rate_hz}" for name, s in analog)
             raise KeyedValueError("adc.data_rate_sps", f"{self.adc.data_rate_sps} conversions/s "
                                   f"cannot serve {parts} = {total_hz} samples/s")
@@ -269,6 +349,90 @@ class FaceConfig(BaseModel):
     )
 
 
+class PainConfig(BaseModel):
+    model_config = _STRICT
+
+    face_weight: float = Field(1.0, ge=0, le=10, strict=False,
+                               description="Fusion prior of the face at full confidence.")
+    physio_weight: float = Field(1.0, ge=0, le=10, strict=False,
+                                 description="Fusion prior of the physiology at full confidence.")
+    motion_high_g: float = Field(
+        0.15, gt=0, le=2, strict=False,
+        description="Limb motion from which the physiology is trusted less (flag motion_high).")
+    smoothing_s: float = Field(5.0, ge=0, le=120, strict=False,
+                               description="Time constant of the fused score's smoothing.")
+    hysteresis: float = Field(0.5, ge=0, le=1.4, strict=False,
+                              description="How far past a level boundary the score must go.")
+    alarm_threshold: float = Field(7.0, ge=0.5, le=10, strict=False,
+                                   description="Pain alarm when the score stays at or above this...")
+    alarm_after_s: float = Field(60.0, ge=0, le=3600, strict=False,
+                                 description="... for this long (medium priority).")
+    alarm_clear_after_s: float = Field(
+        15.0, ge=0, le=3600, strict=False,
+        description="The alarm clears after the score stays below threshold - hysteresis this long.")
+    alarm_escalate_after_s: float = Field(
+        120.0, gt=0, le=86400, strict=False,
+        description="An unacknowledged pain alarm escalates to high priority after this.")
+    calibration_s: float = Field(120.0, ge=30, le=1800, strict=False,
+                                 description="Default length of a calibration at rest.")
+    min_reports: int = Field(3, ge=1, le=100,
+                             description="Self-reports needed before the personal mapping is fitted.")
+    mapping_prior: float = Field(
+        3.0, ge=0, le=100, strict=False,
+        description="Weight of the identity mapping, in reports, in the personal fit.")
+
+
+class AlarmOutputConfig(BaseModel):
+    model_config = _STRICT
+
+    led_high_pin: int | None = Field(
+        None, ge=0, le=53, description="GPIO (BCM) of the high-priority (red) alarm LED; none: off.")
+    led_medium_pin: int | None = Field(
+        None, ge=0, le=53,
+        description="GPIO (BCM) of the medium/low-priority (yellow) alarm LED; none: off.")
+    buzzer_pin: int | None = Field(None, ge=0, le=53,
+                                   description="GPIO (BCM) of the alarm buzzer; none: silent.")
+    buzzer_active_high: bool = Field(True, description="The buzzer sounds with the pin high.")
+
+
+class ButtonsConfig(BaseModel):
+    model_config = _STRICT
+
+    acknowledge_pin: int | None = Field(
+        None, ge=0, le=53, description="GPIO (BCM) of the acknowledge button (press: acknowledge "
+        "all alarms; hold: start a calibration); none: no button.")
+    report_pin: int | None = Field(
+        None, ge=0, le=53, description="GPIO (BCM) of the self-report button (N presses: NRS N; "
+        "hold: NRS 0); none: no button.")
+    pull_up: bool = Field(True, description="Buttons connect the pin to ground (internal pull-up).")
+    hold_s: float = Field(3.0, ge=0.5, le=30, strict=False, description="Long-press time.")
+    report_window_s: float = Field(
+        2.0, ge=0.5, le=10, strict=False,
+        description="A self-report ends this long after its last press.")
+    report_source: Literal["patient", "nurse"] = Field(
+        "patient", description="Who the report button speaks for.")
+
+    @model_validator(mode="after")
+    def _distinct_pins(self) -> ButtonsConfig:
+        if self.acknowledge_pin is not None and self.acknowledge_pin == self.report_pin:
+            raise KeyedValueError("report_pin", f"is the same GPIO as buttons.acknowledge_pin "
+                                  f"({self.report_pin})")
+        return self
+
+
+class RecordingConfig(BaseModel):
+    model_config = _STRICT
+
+    enabled: bool = Field(
+        False, description="Record from start-up (also: the record command, demo --record).")
+    dir: Path | None = Field(
+        None, strict=False, description="Where the EDF+ files and event sidecars go.",
+        json_schema_extra={"default_doc": "<state_dir>/recordings"})
+    rotate_min: float = Field(
+        10.0, gt=0, le=1440, strict=False,
+        description="Minutes per file; a power cut loses at most the open file's tail.")
+
+
 class PainmonConfig(BaseModel):
     model_config = _STRICT
 
@@ -289,6 +453,12 @@ class PainmonConfig(BaseModel):
     sensors: SensorsConfig = Field(default_factory=SensorsConfig, description="Sensors.")
     face: FaceConfig = Field(default_factory=FaceConfig, description="Face modality.")
     simulator: SimulatorConfig = Field(default_factory=SimulatorConfig, description="Simulator.")
+    pain: PainConfig = Field(default_factory=PainConfig, description="Pain estimate and alarm.")
+    alarm: AlarmOutputConfig = Field(default_factory=AlarmOutputConfig,
+                                     description="Local alarm output (LEDs, buzzer).")
+    buttons: ButtonsConfig = Field(default_factory=ButtonsConfig, description="GPIO buttons.")
+    recording: RecordingConfig = Field(default_factory=RecordingConfig,
+                                       description="Raw signal and event recording.")
 
     @field_validator("state_dir")
     @classmethod

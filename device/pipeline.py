@@ -21,8 +21,11 @@ from device.acquisition import BusReader, SensorState, describe_error
 from device.alarms import Alarm, AlarmBook
 from device.commands import CommandRouter
 from device.hardware import Board, build_board
+from device.health import Health
 from device.modalities import FaceWorker, PhysioStage
+from device.pain import PainStage
 from device.queues import DropOldestQueue
+from device.timesync import WallClock
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ class Pipeline:
         self.outputs = list(outputs or [])
         self.boot_id = boot_id or uuid.uuid4().hex[:12]
         self.seq = 0
+        self._seq_lock = threading.Lock()
         self.hops = 0
         self.events: list[SensorState] = []
         self.queue: DropOldestQueue = DropOldestQueue(config.processing.queue_blocks)
@@ -62,8 +66,17 @@ class Pipeline:
 
             self.face = FaceWorker(config.face, clock, config.face.model_dir or default_model_dir(),
                                    calibrate_frames=face_calibrate_frames)
+        self.health = Health(self.board, self.alarms, clock, queue=self.queue,
+                             readers=self.readers, face=self.face)
         self._stop = threading.Event()
         self._next_hop_ns: int | None = None
+        # Called with the hop count after each completed hop (the systemd watchdog), and with
+        # the blocks each hop drained (the recorder).
+        self.hop_listeners: list[Callable[[int], None]] = []
+        self.block_taps: list[Callable[[list], None]] = []
+        self.wall = WallClock()
+        self.physio_estimate = None
+        self.pain = PainStage.for_pipeline(self)
 
     # -- life --------------------------------------------------------------------------------
     @staticmethod
@@ -79,16 +92,20 @@ class Pipeline:
             reader.start()
         if self.face is not None:
             self.face.start()
+        self.pain.start()
         self._next_hop_ns = self.clock.now_ns() + round(self.config.processing.hop_s * 1e9)
 
     def stop(self) -> None:
         self._stop.set()
+        self.health.wake.set()
         for reader in self.readers:
             reader.stop()
         if self.face is not None:
             self.face.stop()
+        self.pain.stop()
         for sensor in self.board.sensors:
             sensor.close()
+        self.board.close()
 
     def __enter__(self):
         self.start()
@@ -118,13 +135,19 @@ class Pipeline:
             wait_ns = self._next_hop_ns - now
             if end_ns is not None:
                 wait_ns = min(wait_ns, end_ns - now)
-            self._stop.wait(max(0.0, wait_ns / 1e9 / speed))
+            # A sensor changing state wakes the loop so its alarm goes out at once.
+            if self.health.wake.wait(max(0.0, wait_ns / 1e9 / speed)):
+                self.health.wake.clear()
+                self.health.update()
 
     def step(self, t_ns: int) -> dict:
         """One hop: drain the queue, update the signal path, publish. Returns the vitals message."""
         self._supervise_readers()
         self.alarms.tick()
         blocks = self.queue.drain()
+        self.health.observe(blocks)
+        self.health.update()
+        self._tap(blocks)
         for block in blocks:
             self.vitals.push(block)
         vitals = self.vitals.update(t_ns)
@@ -135,16 +158,31 @@ class Pipeline:
         message["physio"] = self._physio(blocks)
         message["sensors"] = self.sensor_states()
         self.publish("vitals", message)
+        self.publish("health", {**self.envelope("painmon.health/1"), **self.health.message()})
         if self.face is not None:
             self.publish("face", self._face_message(t_ns))
+        pain = self.pain.step(t_ns, vitals, self.physio_estimate, message["sensors"])
+        if pain is not None:
+            self.publish("pain", pain)
+        for listener in self.hop_listeners:
+            listener(self.hops)
         return message
+
+    def _tap(self, blocks: list) -> None:
+        for tap in self.block_taps:
+            try:
+                tap(blocks)
+            except Exception:  # noqa: BLE001 - a failing recorder must not stop the vitals
+                log.exception("block tap %r failed", tap)
 
     def _physio(self, blocks) -> dict:
         if self.physio is None:
             return {"state": "missing", "reason": self.physio_reason}
         try:
+            self.physio_estimate = None
             self.physio.push(blocks)
-            return {"state": "ok", **self.physio.process().to_dict()}
+            self.physio_estimate = self.physio.process()
+            return {"state": "ok", **self.physio_estimate.to_dict()}
         except Exception as exc:  # noqa: BLE001 - a model failure must not stop the vitals
             log.exception("physio modality failed")
             return {"state": "error", "reason": describe_error(exc)}
@@ -165,13 +203,15 @@ class Pipeline:
         self.publish("alarm", message)
 
     def envelope(self, schema: str) -> dict:
-        self.seq += 1
+        # Commands and alarms publish from other threads: boot_id + seq must stay unique.
+        with self._seq_lock:
+            self.seq += 1
+            seq = self.seq
         return {"schema": schema, "device_id": self.config.device_id, "boot_id": self.boot_id,
-                "seq": self.seq, "t": utc_now_iso()}
+                "seq": seq, "t": utc_now_iso(), "t_synced": self.wall.synced()}
 
     def sensor_states(self) -> dict[str, dict]:
-        return {s.name: {"state": s.status.state, **({"reason": s.status.reason} if s.status.reason else {})}
-                for s in self.board.sensors}
+        return self.health.sensor_states()  # the same states as the health message
 
     def publish(self, topic: str, message: dict) -> None:
         for output in self.outputs:
@@ -185,9 +225,11 @@ class Pipeline:
             if reader.alive() or self._stop.is_set():
                 continue
             reason = f"reader {reader.name} stopped: {reader.crash!r}"
-            self.reader_crashes.append(reason)
-            if reader.restarts >= self.reader_restart_budget:
-                continue
-            reader.restarts += 1
-            log.error("%s; restart %d of %d", reason, reader.restarts, self.reader_restart_budget)
-            reader.start()
+            restart = reader.restarts < self.reader_restart_budget
+            if reader.crash is not None or restart:  # each crash recorded once
+                self.reader_crashes.append(reason)
+                reader.restarts += restart
+                self.health.reader_crashed(reader, restart, self.reader_restart_budget)
+                reader.crash = None
+            if restart:
+                reader.start()
