@@ -9,6 +9,7 @@ numerically stable at the low normalised cut-offs physiology needs (0.3 Hz at 25
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from scipy import signal
@@ -19,6 +20,12 @@ try:
     from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
 except ImportError:  # pragma: no cover - a SciPy that moved it: the public path still works
     _sosfilt_kernel = None
+try:
+    # find_peaks' own kernels: its wrapper costs ~40 us of argument handling per call, several
+    # times the search on a 10 s window. Same kernels, same order (height, then distance).
+    from scipy.signal._peak_finding_utils import _local_maxima_1d, _select_by_peak_distance
+except ImportError:  # pragma: no cover
+    _local_maxima_1d = _select_by_peak_distance = None
 
 
 def _check_cutoff(name: str, cutoff_hz: float, rate_hz: float) -> None:
@@ -76,19 +83,30 @@ class StreamingSos:
         return self._zi is not None
 
     def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter 1-D samples, or rows of a 2-D (signals, n) array each with its own state
+        (the accelerometer's three axes go through one call)."""
         x = np.asarray(x, dtype=float)
-        if x.ndim != 1:
-            raise ValueError(f"StreamingSos.process needs 1-D samples, got shape {x.shape}")
-        if x.size == 0:
+        if x.ndim not in (1, 2):
+            raise ValueError(f"StreamingSos.process needs 1-D or 2-D samples, got shape {x.shape}")
+        if x.shape[-1] == 0:
             return x.copy()
+        rows = x.ndim == 2
         if self._zi is None:
-            self._zi = self._zi_unit * x[0]
+            first = x[:, :1, None] if rows else x[0]
+            self._zi = self._zi_unit * first
+        elif rows != (self._zi.ndim == 3) or (rows and self._zi.shape[0] != x.shape[0]):
+            raise ValueError(f"StreamingSos.process: samples of shape {x.shape} do not match the "
+                             f"filter's state {self._zi.shape}")
         if _sosfilt_kernel is not None:
             y = np.array(x, dtype=np.float64, order="C", ndmin=2)  # filtered in place
-            zi = self._zi[None, :, :].copy()
+            zi = self._zi.copy() if rows else self._zi[None, :, :].copy()
             _sosfilt_kernel(self.sos, y, zi)
-            self._zi = zi[0]
-            return y[0]
+            self._zi = zi if rows else zi[0]
+            return y if rows else y[0]
+        if rows:
+            y, zi = signal.sosfilt(self.sos, x, axis=-1, zi=np.moveaxis(self._zi, 0, 1))
+            self._zi = np.moveaxis(zi, 1, 0)
+            return y
         y, self._zi = signal.sosfilt(self.sos, x, zi=self._zi)
         return y
 
@@ -111,6 +129,52 @@ def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     return fwd.process(y[::-1])[::-1]
 
 
+def median(x: np.ndarray) -> float:
+    """Median of a short 1-D array (NaN when empty): one sort instead of ``np.median``'s
+    dozen calls, which dominate at the few-to-hundreds of values the vitals take medians of."""
+    s = np.sort(x, axis=None)
+    n = s.size
+    if n == 0:
+        return float("nan")
+    return float(s[n // 2]) if n % 2 else 0.5 * float(s[n // 2 - 1] + s[n // 2])
+
+
+def gradient(x: np.ndarray) -> np.ndarray:
+    """``np.gradient`` of a 1-D array at unit spacing (central inside, one-sided at the ends)."""
+    x = np.asarray(x, dtype=float)
+    g = np.empty_like(x)
+    if x.size < 2:
+        g[:] = 0.0
+        return g
+    g[1:-1] = x[2:] - x[:-2]
+    g[1:-1] *= 0.5
+    g[0], g[-1] = x[1] - x[0], x[-1] - x[-2]
+    return g
+
+
+def find_peaks(x: np.ndarray, distance: float = 1.0, height: float | None = None) -> np.ndarray:
+    """``scipy.signal.find_peaks(x, height=height, distance=distance)[0]`` without its wrapper."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if _local_maxima_1d is None or x.ndim != 1:  # pragma: no cover
+        return signal.find_peaks(x, distance=distance, height=height)[0]
+    if distance < 1:
+        raise ValueError(f"find_peaks: distance must be >= 1, got {distance}")
+    peaks = _local_maxima_1d(x)[0]
+    if height is not None and peaks.size:
+        peaks = peaks[x[peaks] >= height]
+    if distance > 1 and peaks.size > 1:
+        peaks = peaks[_select_by_peak_distance(peaks, x[peaks], float(distance))]
+    return peaks
+
+
+def parabolic_vertex(left: float, centre: float, right: float) -> float:
+    """Scalar ``parabolic_offset``, for one peak (plain floats: no array overhead)."""
+    denom = left - 2.0 * centre + right
+    if denom == 0 or not math.isfinite(denom):
+        return 0.0
+    return min(0.5, max(-0.5, 0.5 * (left - right) / denom))
+
+
 def parabolic_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Sub-sample offset (-0.5..0.5) of the vertex of the parabola through three points.
 
@@ -118,9 +182,9 @@ def parabolic_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) ->
     """
     left, centre, right = (np.asarray(a, dtype=float) for a in (left, centre, right))
     denom = left - 2.0 * centre + right
-    with np.errstate(divide="ignore", invalid="ignore"):
-        offset = 0.5 * (left - right) / denom
-    return np.clip(np.where(np.abs(denom) > 0, offset, 0.0), -0.5, 0.5)
+    flat = denom == 0
+    offset = np.where(flat, 0.0, 0.5 * (left - right) / np.where(flat, 1.0, denom))
+    return np.minimum(np.maximum(offset, -0.5), 0.5)
 
 
 @functools.lru_cache(maxsize=8)

@@ -16,9 +16,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import signal
-
-from models.dsp import moving_average
+from models.dsp import find_peaks, median, moving_average
 
 REFRACTORY_S = 0.25
 LOOKAHEAD_S = 0.35
@@ -53,8 +51,8 @@ def normal_rr_mask(rr_s: np.ndarray) -> np.ndarray:
     rr_s = np.asarray(rr_s, dtype=float)
     if rr_s.size < 3:
         return np.ones(rr_s.size, dtype=bool)
-    pad = np.pad(rr_s, 2, mode="edge")
-    local = np.median(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)
+    pad = np.concatenate((rr_s[:1], rr_s[:1], rr_s, rr_s[-1:], rr_s[-1:]))
+    local = np.sort(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)[:, 2]
     return np.abs(rr_s - local) <= ECTOPIC_REL * local
 
 
@@ -119,17 +117,17 @@ class RPeakDetector:
                 ecg = ecg[-keep:]
         self._last_end_ns = t_end_ns
         n = ecg.size
-        if n < round(2 * REFRACTORY_S * rate_hz) or not np.isfinite(ecg).all():
+        if n < round(2 * REFRACTORY_S * rate_hz) or not np.isfinite(ecg.sum()):
             return self.new_beats_ns
         env = qrs_envelope(ecg, rate_hz)
         period_ns = 1e9 / rate_hz
         t0_ns = t_end_ns - n * period_ns
         refractory = max(1, round(REFRACTORY_S * rate_hz))
-        peaks, props = signal.find_peaks(env, distance=refractory, height=0.0)
+        peaks = find_peaks(env, distance=refractory, height=0.0)
         if peaks.size == 0:
             return self.new_beats_ns
-        heights = props["peak_heights"]
-        noise_floor = float(np.median(env))
+        heights = env[peaks]
+        noise_floor = median(env)
         if self._signal is None:  # learning phase (Pan & Tompkins' first 2 s)
             self._signal = float(np.percentile(heights, 90))
             self._noise = noise_floor
@@ -154,9 +152,9 @@ class RPeakDetector:
                 if inside.any():
                     beat[np.flatnonzero(inside)[np.argmax(h[inside])]] = True
         if beat.any():
-            self._signal = 0.875 * self._signal + 0.125 * float(np.median(h[beat]))
-        if (~beat).any():
-            self._noise = 0.875 * self._noise + 0.125 * float(np.median(h[~beat]))
+            self._signal = 0.875 * self._signal + 0.125 * median(h[beat])
+        if not beat.all():
+            self._noise = 0.875 * self._noise + 0.125 * median(h[~beat])
         else:
             self._noise = 0.875 * self._noise + 0.125 * noise_floor
         if not beat.any():
@@ -166,9 +164,9 @@ class RPeakDetector:
         w = round(QRS_WIDTH_S * rate_hz)
         centres = cand[beat]
         offsets = np.arange(-w, round(0.5 * w) + 1)
-        seg = np.clip(centres[:, None] + offsets[None, :], 0, n - 1)
+        seg = np.minimum(np.maximum(centres[:, None] + offsets[None, :], 0), n - 1)
         vals = ecg[seg]
-        polarity = 1.0 if np.max(ecg) >= -np.min(ecg) else -1.0
+        polarity = 1.0 if ecg.max() >= -ecg.min() else -1.0
         r_idx = seg[np.arange(seg.shape[0]), np.argmax(polarity * vals, axis=1)]
         t_ns = np.round(t0_ns + (r_idx + 0.5) * period_ns - self.group_delay_s * 1e9).astype(np.int64)
         if self.beats_ns.size:
@@ -178,7 +176,7 @@ class RPeakDetector:
         rr = np.diff(all_t) / 1e9
         rr = rr[(rr > 60 / HR_MAX_BPM) & (rr < 60 / HR_MIN_BPM)]
         if rr.size:
-            rr_new = float(np.median(rr))
+            rr_new = median(rr)
             self._rr_s = rr_new if self._rr_s is None else 0.75 * self._rr_s + 0.25 * rr_new
         self._commit(t_ns, np.abs(ecg[r_idx]))
         return self.new_beats_ns
@@ -204,13 +202,14 @@ def hr_from_rr(rr_s: np.ndarray, beats_span_s: float, window_s: float) -> HeartE
     window the beats span (a missed or extra beat makes one RR 2x or 0.5x)."""
     if rr_s.size < 3:
         return HeartEstimate(None, 0.0)
-    med = float(np.median(rr_s))
+    med = median(rr_s)
     hr = 60.0 / med
     if not HR_MIN_BPM <= hr <= HR_MAX_BPM:
         return HeartEstimate(None, 0.0)
-    spread = 1.4826 * float(np.median(np.abs(rr_s - med))) / med
-    q_regular = np.clip(1.0 - (spread - 0.1) / 0.2, 0.0, 1.0)
-    q_plausible = float(np.mean(np.abs(rr_s / med - 1.0) < 0.3))
+    dev = np.abs(rr_s - med)
+    spread = 1.4826 * median(dev) / med
+    q_regular = min(1.0, max(0.0, 1.0 - (spread - 0.1) / 0.2))
+    q_plausible = np.count_nonzero(dev < 0.3 * med) / rr_s.size
     q_span = min(1.0, (beats_span_s + med) / window_s)
     return HeartEstimate(hr, float(q_regular * q_plausible * q_span))
 

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from models.dsp import gradient
+
 ONSET_SLOPE_US_S = 0.01
 MIN_AMPLITUDE_US = 0.02
 MAX_RISE_S = 5.0
@@ -36,7 +38,14 @@ class Scr(NamedTuple):
 
 
 def tonic_level(eda_us: np.ndarray) -> float:
-    return float(np.percentile(eda_us, TONIC_PERCENTILE))
+    """``np.percentile(eda_us, TONIC_PERCENTILE)`` (linear interpolation) by one partition."""
+    eda_us = np.asarray(eda_us, dtype=float)
+    if eda_us.size < 2:
+        return float(eda_us[0]) if eda_us.size else float("nan")
+    pos = TONIC_PERCENTILE / 100.0 * (eda_us.size - 1)
+    k = int(pos)
+    lo, hi = np.partition(eda_us, (k, k + 1))[k : k + 2]
+    return float(lo + (pos - k) * (hi - lo))
 
 
 def find_scrs(eda_us: np.ndarray, rate_hz: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -44,7 +53,7 @@ def find_scrs(eda_us: np.ndarray, rate_hz: float) -> tuple[np.ndarray, np.ndarra
     eda_us = np.asarray(eda_us, dtype=float)
     if eda_us.size < 3:
         return np.empty(0, int), np.empty(0, int), np.empty(0)
-    slope = np.gradient(eda_us) * rate_hz
+    slope = gradient(eda_us) * rate_hz
     rising = (slope > ONSET_SLOPE_US_S).astype(np.int8)
     edges = np.diff(np.concatenate(([0], rising, [0])))
     onsets = np.flatnonzero(edges == 1)

@@ -25,13 +25,12 @@ and few, so they do not fit the 12 SPC 2015 recordings they were checked on.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import signal
-
-from models.dsp import _hann, parabolic_offset, refined_peak_times_s
+from models.dsp import _hann, find_peaks, median, parabolic_vertex, refined_peak_times_s
 
 HR_MIN_BPM, HR_MAX_BPM = 40.0, 200.0
 GRID_STEP_BPM = 0.5
@@ -40,6 +39,7 @@ _BAND_LO = int(np.searchsorted(GRID_BPM, HR_MIN_BPM))
 _BAND_HI = int(np.searchsorted(GRID_BPM, min(2 * HR_MAX_BPM, GRID_BPM[-1]), side="right"))
 _IN_BAND = (GRID_BPM >= HR_MIN_BPM) & (GRID_BPM <= HR_MAX_BPM)
 ANALYSIS_RATE_HZ = 25.0
+RIDGE = 0.03
 ARTIFACT_LAG_S = 0.032  # tissue/sensor response lags the wrist's acceleration by tens of ms
 # Heart rate drifts as a random walk of about 10 bpm per sqrt(s) at most during exercise
 # onset (a 2 s step then allows ~15 bpm); narrower loses the pulse when it rises fast.
@@ -67,7 +67,7 @@ def _design_matrix(acc: np.ndarray, lag: int) -> np.ndarray:
     X[:lag, 3:6] = acc[:1]
     X[:, 6:9] = acc * acc
     X[:, 9:12] = acc * acc[:, (1, 2, 0)]
-    X[:, 6:12] -= X[:, 6:12].mean(axis=0)
+    X[:, 6:12] -= X[:, 6:12].sum(axis=0) / n
     return X
 
 
@@ -82,11 +82,15 @@ def remove_motion(ppg: np.ndarray, acc: np.ndarray | None, rate_hz: float) -> np
         return ppg
     X = _design_matrix(acc, max(1, round(ARTIFACT_LAG_S * rate_hz)))
     gram = X.T @ X
-    scale = np.trace(gram) / gram.shape[0]
-    if not np.isfinite(scale) or scale <= 1e-12:
+    diag = gram.reshape(-1)[:: gram.shape[0] + 1]  # a view on the diagonal
+    scale = float(diag.sum()) / gram.shape[0]
+    if not math.isfinite(scale) or scale <= 1e-12:
         return ppg
-    # A little ridge keeps the solve stable when the arm is still (near-singular Gram).
-    gram[np.diag_indices_from(gram)] += 1e-6 * scale
+    # Ridge (Tikhonov) at RIDGE of the mean regressor power: keeps the solve stable when the
+    # arm is still, and shrinks the fit where the accelerometer explains little - plain least
+    # squares also absorbs the part of the pulse that happens to correlate with a motion line
+    # near the heart rate, leaving a hole there that pushes the tracker off.
+    diag += RIDGE * scale
     coef = np.linalg.solve(gram, X.T @ ppg.T)
     return ppg - (X @ coef).T
 
@@ -96,14 +100,20 @@ def grid_spectra(x: np.ndarray, rate_hz: float, pad_factor: int = 4) -> np.ndarr
     x = np.atleast_2d(x)
     n = x.shape[1]
     nfft = 1 << math.ceil(math.log2(n * pad_factor))
-    x = (x - x.mean(axis=1, keepdims=True)) * _hann(n)
+    x = (x - x.sum(axis=1, keepdims=True) / n) * _hann(n)
     spec = np.fft.rfft(x, nfft, axis=1)
     power = spec.real**2 + spec.imag**2
-    f_bpm = np.arange(power.shape[1]) * rate_hz * 60.0 / nfft
-    k = GRID_BPM / (f_bpm[1])  # fractional bin of each grid point
-    k0 = np.minimum(k.astype(int), power.shape[1] - 2)
+    k0, frac, rest = _grid_bins(float(rate_hz), nfft)
+    return power[:, k0] * rest + power[:, k0 + 1] * frac
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_bins(rate_hz: float, nfft: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower FFT bin of each ``GRID_BPM`` point and the interpolation weights."""
+    k = GRID_BPM / (rate_hz * 60.0 / nfft)  # fractional bin of each grid point
+    k0 = np.minimum(k.astype(int), nfft // 2 - 1)
     frac = k - k0
-    return power[:, k0] * (1 - frac) + power[:, k0 + 1] * frac
+    return k0, frac, 1.0 - frac
 
 
 def spectral_share(spectrum: np.ndarray, hr_bpm: float, window_s: float) -> float:
@@ -126,16 +136,23 @@ def spectral_share(spectrum: np.ndarray, hr_bpm: float, window_s: float) -> floa
 def interval_hr(x: np.ndarray, rate_hz: float, hr_bpm: float) -> float | None:
     """Median peak-to-peak HR, peaks at least 0.6 of the expected period apart (the dicrotic
     wave is not a beat)."""
-    spread = float(np.std(x))
+    return pulse_peaks(x, rate_hz, hr_bpm)[0]
+
+
+def pulse_peaks(x: np.ndarray, rate_hz: float, hr_bpm: float) -> tuple[float | None, np.ndarray, np.ndarray]:
+    """(``interval_hr``, pulse peak times s from the first sample, their heights)."""
+    empty = (None, np.empty(0), np.empty(0))
+    d = x - x.sum() / x.size
+    spread = math.sqrt(float(d @ d) / x.size)
     if spread <= 0:
-        return None
+        return empty
     # Height rather than prominence: as selective on a band-passed pulse, and cheaper.
-    peaks, _ = signal.find_peaks(x, distance=max(1, int(0.6 * 60.0 / hr_bpm * rate_hz)),
-                                 height=0.5 * spread)
+    peaks = find_peaks(x, distance=max(1, int(0.6 * 60.0 / hr_bpm * rate_hz)), height=0.5 * spread)
     t = refined_peak_times_s(x, peaks, rate_hz)
     if t.size < 3:
-        return None
-    return 60.0 / float(np.median(np.diff(t)))
+        return empty
+    inner = peaks[(peaks > 0) & (peaks < x.size - 1)]
+    return 60.0 / median(np.diff(t)), t, x[inner]
 
 
 class PulseRateTracker:
@@ -146,6 +163,8 @@ class PulseRateTracker:
         self._t_s: float | None = None
         self.last_clean = np.empty(0)  # the motion-cleaned window of the best channel
         self.last_rate_hz = 0.0  # its sample rate (the analysis rate)
+        self.last_peaks_s = np.empty(0)  # its pulse peaks (s from its first sample) ...
+        self.last_heights = np.empty(0)  # ... and their heights
 
     def reset(self) -> None:
         self.hr_bpm = self._t_s = None
@@ -154,7 +173,7 @@ class PulseRateTracker:
         """``ppg`` (channels, n) band-passed windows ending at ``t_s``; ``acc`` (n, 3) or None."""
         ppg = np.atleast_2d(np.asarray(ppg, dtype=float))
         n = ppg.shape[1]
-        if n < 3 * rate_hz or not np.isfinite(ppg).all():
+        if n < 3 * rate_hz or not np.isfinite(ppg.sum()):
             return PulseEstimate(None, 0.0, 0.0, None)
         window_s = n / rate_hz
         # The pulse band ends at 4 Hz: 25 Hz carries it (the band-pass already attenuates what
@@ -175,7 +194,7 @@ class PulseRateTracker:
         for i in np.flatnonzero(live):
             shares[i] = spectral_share(spectra[i], GRID_BPM[in_band][np.argmax(spectra[i, in_band])], window_s)
         # Weight channels by how pulse-like each is on its own: noise adds ~nothing.
-        weights = np.clip((shares - 0.2) / 0.5, 0.05, 1.0) * live
+        weights = np.minimum(np.maximum((shares - 0.2) / 0.5, 0.05), 1.0) * live
         combined = (weights[:, None] * spectra / np.where(live, peak, 1.0)[:, None]).sum(axis=0)
         combined /= combined.max()
         if self._t_s is not None and not 0 <= t_s - self._t_s <= TRACK_LOST_S:
@@ -191,16 +210,17 @@ class PulseRateTracker:
             return PulseEstimate(None, 0.0, 0.0, None)
         hr = float(GRID_BPM[k])
         if 0 < k < score.size - 1:
-            hr += float(parabolic_offset(score[k - 1], score[k], score[k + 1])) * GRID_STEP_BPM
+            hr += parabolic_vertex(float(score[k - 1]), float(score[k]), float(score[k + 1])) * GRID_STEP_BPM
         self.hr_bpm, self._t_s = hr, t_s
         # Quality: the pulse's share of the cleaned power, cross-checked by beat intervals.
         best = int(np.argmax(weights))
         self.last_clean, self.last_rate_hz = clean[best], rate_hz
         share = spectral_share(spectra[best], hr, window_s)
-        q_share = float(np.clip((share - SHARE_FLOOR) / (SHARE_GOOD - SHARE_FLOOR), 0.0, 1.0))
+        q_share = min(1.0, max(0.0, (share - SHARE_FLOOR) / (SHARE_GOOD - SHARE_FLOOR)))
         q = 0.0
+        self.last_peaks_s = self.last_heights = np.empty(0)
         if q_share > 0:
-            hr_iv = interval_hr(clean[best], rate_hz, hr)
+            hr_iv, self.last_peaks_s, self.last_heights = pulse_peaks(clean[best], rate_hz, hr)
             if hr_iv is not None:
-                q = q_share * float(np.clip(1.0 - (abs(hr - hr_iv) - AGREE_BPM) / AGREE_SPAN_BPM, 0.0, 1.0))
+                q = q_share * min(1.0, max(0.0, 1.0 - (abs(hr - hr_iv) - AGREE_BPM) / AGREE_SPAN_BPM))
         return PulseEstimate(hr, q, share, best)

@@ -22,15 +22,18 @@ class SampleRing:
     different ``rate_hz`` - empties the ring first (``resets`` counts these), so a window
     never splices two runs together as if they were contiguous. A changed rate also resizes
     the ring. ``duration_s`` is then the length of the current run, up to ``capacity_s``.
+    With ``rows`` > 0 each sample is a column of ``rows`` values (time on the last axis), so
+    signals sampled together share one ring.
     """
 
-    def __init__(self, rate_hz: float, capacity_s: float, jitter_s: float = 0.002) -> None:
+    def __init__(self, rate_hz: float, capacity_s: float, jitter_s: float = 0.002, rows: int = 0) -> None:
         if capacity_s <= 0:
             raise ValueError(f"SampleRing: capacity_s must be > 0, got {capacity_s}")
         if jitter_s < 0:
             raise ValueError(f"SampleRing: jitter_s must be >= 0, got {jitter_s}")
         self.capacity_s = float(capacity_s)
         self.jitter_s = float(jitter_s)
+        self.rows = int(rows)
         self.resets = 0
         self._allocate(rate_hz)
 
@@ -38,14 +41,15 @@ class SampleRing:
         if not rate_hz > 0:
             raise ValueError(f"SampleRing: rate_hz must be > 0, got {rate_hz}")
         self.rate_hz = float(rate_hz)
-        self._buf = np.zeros(max(1, math.ceil(self.capacity_s * self.rate_hz)))
+        cap = max(1, math.ceil(self.capacity_s * self.rate_hz))
+        self._buf = np.zeros((self.rows, cap) if self.rows else cap)
         self._head = 0  # index the next sample goes to
         self._filled = 0
         self.t_end_ns: int | None = None
 
     @property
     def capacity(self) -> int:
-        return self._buf.size
+        return self._buf.shape[-1]
 
     @property
     def period_ns(self) -> float:
@@ -78,9 +82,10 @@ class SampleRing:
         Returns True when the ring was emptied first (gap, overlap or new rate).
         """
         samples = np.asarray(samples, dtype=float)
-        if samples.ndim != 1:
-            raise ValueError(f"SampleRing.extend needs 1-D samples, got shape {samples.shape}")
-        n = samples.size
+        if samples.shape[:-1] != self._buf.shape[:-1] or samples.ndim == 0:
+            want = f"({self.rows}, n)" if self.rows else "1-D"
+            raise ValueError(f"SampleRing.extend needs {want} samples, got shape {samples.shape}")
+        n = samples.shape[-1]
         if n == 0:
             return False
         reset = False
@@ -92,15 +97,15 @@ class SampleRing:
             self.clear()
             reset = True
         self.resets += reset
-        cap = self._buf.size
+        cap = self._buf.shape[-1]
         if n >= cap:
-            self._buf[:] = samples[-cap:]
+            self._buf[...] = samples[..., -cap:]
             self._head = 0
             self._filled = cap
         else:
             first = min(n, cap - self._head)
-            self._buf[self._head : self._head + first] = samples[:first]
-            self._buf[: n - first] = samples[first:]
+            self._buf[..., self._head : self._head + first] = samples[..., :first]
+            self._buf[..., : n - first] = samples[..., first:]
             self._head = (self._head + n) % cap
             self._filled = min(cap, self._filled + n)
         self.t_end_ns = int(t_end_ns)
@@ -110,11 +115,11 @@ class SampleRing:
         """A copy of the last ``seconds`` of samples, oldest first (fewer if not yet held)."""
         n = min(self._filled, max(0, round(seconds * self.rate_hz)))
         if n == 0:
-            return np.empty(0)
+            return np.empty(self._buf.shape[:-1] + (0,))
         start = self._head - n
         if start >= 0:
-            return self._buf[start : self._head].copy()
-        return np.concatenate((self._buf[start:], self._buf[: self._head]))
+            return self._buf[..., start : self._head].copy()
+        return np.concatenate((self._buf[..., start:], self._buf[..., : self._head]), axis=-1)
 
 
 class TriaxialBuffer:
@@ -188,15 +193,21 @@ class Window(NamedTuple):
 
 
 class FilteredChannel:
-    """One channel's streaming filter and rings; the filter restarts when the ring does."""
+    """One channel's streaming filter and rings; the filter restarts when the ring does.
+
+    With ``rows`` > 0 it holds that many signals sampled together (samples (rows, n)), all
+    through the same filter design in one call.
+    """
 
     def __init__(
-        self, name: str, design: Callable[[float], np.ndarray], capacity_s: float, keep_raw: bool
+        self, name: str, design: Callable[[float], np.ndarray], capacity_s: float, keep_raw: bool,
+        rows: int = 0,
     ) -> None:
         self.name = name
         self._design = design
         self._capacity_s = capacity_s
         self._keep_raw = keep_raw
+        self._rows = rows
         self.filtered: SampleRing | None = None
         self.raw: SampleRing | None = None
         self._filter: StreamingSos | None = None
@@ -211,18 +222,22 @@ class FilteredChannel:
                 raise ValueError(f"{self.name}: {exc}") from None
             self._filter = StreamingSos(sos)
             if self.filtered is None:
-                self.filtered = SampleRing(rate_hz, self._capacity_s)
-                self.raw = SampleRing(rate_hz, self._capacity_s) if self._keep_raw else None
+                self.filtered = SampleRing(rate_hz, self._capacity_s, rows=self._rows)
+                self.raw = SampleRing(rate_hz, self._capacity_s, rows=self._rows) if self._keep_raw else None
         elif not self.filtered.continues(t0_ns, rate_hz):
             self._filter.reset()
         x = np.asarray(samples, dtype=float)
-        bad = int(np.count_nonzero(~np.isfinite(x)))
-        if bad:
-            self.nonfinite += bad
-            x = fill_nonfinite(x, self._last)
-        self._last = float(x[-1])
+        if not np.isfinite(x).all():
+            bad = ~np.isfinite(x)
+            self.nonfinite += int(np.count_nonzero(bad))
+            if x.ndim == 1:
+                x = fill_nonfinite(x, self._last)
+            else:
+                x = np.where(bad, 0.0, x)
+        if x.ndim == 1:
+            self._last = float(x[-1])
         y = self._filter.process(x)
-        t_end_ns = t0_ns + round(x.size * 1e9 / rate_hz)
+        t_end_ns = t0_ns + round(x.shape[-1] * 1e9 / rate_hz)
         self.filtered.extend(y, t_end_ns, rate_hz)
         if self.raw is not None:
             self.raw.extend(x, t_end_ns, rate_hz)

@@ -23,18 +23,20 @@ def kurtosis(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=float)
     if x.size < 4:
         return 0.0
-    d = x - x.mean()
-    m2 = float(np.mean(d * d))
-    return 0.0 if m2 <= 0 else float(np.mean(d**4) / (m2 * m2))
+    d = x - x.sum() / x.size
+    d2 = d * d
+    m2 = float(d2.sum()) / x.size
+    return 0.0 if m2 <= 0 else float(d2 @ d2) / x.size / (m2 * m2)
 
 
 def skewness(x: np.ndarray) -> float:
     x = np.asarray(x, dtype=float)
     if x.size < 3:
         return 0.0
-    d = x - x.mean()
-    m2 = float(np.mean(d * d))
-    return 0.0 if m2 <= 0 else float(np.mean(d**3) / m2**1.5)
+    d = x - x.sum() / x.size
+    d2 = d * d
+    m2 = float(d2.sum()) / x.size
+    return 0.0 if m2 <= 0 else float(d2 @ d) / x.size / m2**1.5
 
 
 def template_correlation(x: np.ndarray, idx: np.ndarray, before: int, after: int) -> float:

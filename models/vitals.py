@@ -12,22 +12,22 @@ rather than invent a pulse from a loose sensor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
+import math
+from typing import ClassVar
 
 import numpy as np
 from scipy import signal
 
-from models.dsp import bandpass_sos, clipped_fraction, fill_nonfinite, highpass_sos, lowpass_sos
+from models.dsp import bandpass_sos, fill_nonfinite, find_peaks, highpass_sos, lowpass_sos
 from models.ecg import HRV_WINDOW_S, RPeakDetector, hr_from_ecg, hr_from_rr, hrv
 from models.eda import ScrDetector, tonic_level
-from models.pat import SEARCH_S as PAT_SEARCH_S
-from models.pat import pat_quality, pulse_arrival_times
+from models.pat import PatTracker
 from models.ppg import PulseRateTracker
 from models.resp import WINDOW_S as RESP_WINDOW_S
-from models.resp import resp_from_beats
+from models.resp import BeatLog, reconcile, resp_from_beats
 from models.ring import FilteredChannel, TriaxialBuffer, Window
 from models.sqi import ecg_sqi, ppg_sqi
+from models.vitals_record import Estimate, Vitals
 from sensors.types import SampleBlock
 
 __all__ = [
@@ -48,17 +48,10 @@ RECONCILE_BPM = 5.0
 SLOW_REFRESH_S = 5.0
 
 
-class Estimate(NamedTuple):
-    """One vital from one window, before gating: ``value`` None when nothing was measurable."""
-
-    value: float | None
-    quality: float
-
-
 def hr_from_ppg(ppg: np.ndarray, rate_hz: float) -> Estimate:
     """Heart rate from one band-passed PPG window, without motion reference or history."""
     ppg = np.asarray(ppg, dtype=float)
-    if ppg.ndim != 1 or ppg.size < 3 * rate_hz or not np.isfinite(ppg).all():
+    if ppg.ndim != 1 or ppg.size < 3 * rate_hz or not np.isfinite(ppg.sum()):
         return Estimate(None, 0.0)
     est = PulseRateTracker().update(ppg[None, :], rate_hz, None, 0.0)
     return Estimate(est.hr_bpm, est.quality)
@@ -67,7 +60,7 @@ def hr_from_ppg(ppg: np.ndarray, rate_hz: float) -> Estimate:
 def eda_level(eda_us: np.ndarray, rate_hz: float, level_s: float = 2.0) -> Estimate:
     """Skin-conductance level: mean of the last ``level_s`` of the low-passed signal."""
     tail = eda_us[-max(1, round(level_s * rate_hz)) :]
-    level = float(np.mean(tail))
+    level = float(tail.sum()) / tail.size
     if not EDA_MIN_US <= level <= EDA_MAX_US:
         return Estimate(None, 0.0)
     return Estimate(level, 1.0)
@@ -75,69 +68,19 @@ def eda_level(eda_us: np.ndarray, rate_hz: float, level_s: float = 2.0) -> Estim
 
 def motion_level(motion_g: np.ndarray) -> Estimate:
     """RMS of the high-passed acceleration magnitude (gravity removed), in g."""
-    return Estimate(float(np.sqrt(np.mean(np.square(motion_g)))), 1.0)
+    motion_g = np.asarray(motion_g, dtype=float)
+    return Estimate(math.sqrt(float(motion_g @ motion_g) / motion_g.size), 1.0)
 
 
 def clip_penalty(raw: np.ndarray) -> float:
     """1 up to 2% of samples at full scale, 0 from 10%: a clipped pulse has lost its shape."""
-    return float(np.clip(1.0 - (clipped_fraction(raw) - 0.02) / 0.08, 0.0, 1.0))
-
-
-def _r(x: float | None, digits: int) -> float | None:
-    return None if x is None else round(float(x), digits)
-
-
-@dataclass
-class Vitals:
-    """Vitals over the window ending at ``t_ns``; None where not measurable or not trusted.
-
-    ``heart_rate`` reconciles ``hr_bpm["ppg"]`` and ``hr_bpm["ecg"]``; ``hrv`` covers the
-    last 60 s of ECG beats; ``resp`` the last 32 s; ``pat`` is the median R-to-foot time of
-    the window's beats; ``scr`` counts the skin-conductance responses of the last minute;
-    ``sqi`` holds the indices behind each channel's quality.
-    """
-
-    t_ns: int
-    hr_bpm: dict[str, float | None] = field(default_factory=lambda: {"ppg": None, "ecg": None})
-    eda_us: float | None = None
-    motion_g: float | None = None
-    quality: dict[str, float] = field(
-        default_factory=lambda: {"ppg": 0.0, "ecg": 0.0, "eda": 0.0, "accel": 0.0}
-    )
-    ppg_channel: str | None = None  # which PPG channel weighed most in hr_bpm["ppg"]
-    heart_rate: dict = field(default_factory=lambda: {"bpm": None, "quality": 0.0, "source": None})
-    hrv: dict = field(default_factory=lambda: {"rmssd_ms": None, "sdnn_ms": None, "pnn50": None,
-                                               "n_beats": 0, "ectopic_fraction": 0.0})
-    resp: dict = field(default_factory=lambda: {"rate_bpm": None, "quality": 0.0, "source": None})
-    pat: dict = field(default_factory=lambda: {"ms": None, "quality": 0.0, "n_beats": 0})
-    scl_us: float | None = None
-    scr: dict = field(default_factory=lambda: {"rate_per_min": None, "new": []})
-    sqi: dict = field(default_factory=lambda: {"ppg": {}, "ecg": {}})
-
-    def to_dict(self) -> dict:
-        return {
-            "t_ns": int(self.t_ns),
-            "hr_bpm": {k: _r(v, 1) for k, v in self.hr_bpm.items()},
-            "eda_us": _r(self.eda_us, 3),
-            "motion_g": _r(self.motion_g, 4),
-            "quality": {k: _r(v, 3) for k, v in self.quality.items()},
-            "ppg_channel": self.ppg_channel,
-            "heart_rate": {"bpm": _r(self.heart_rate["bpm"], 1),
-                           "quality": _r(self.heart_rate["quality"], 3),
-                           "source": self.heart_rate["source"]},
-            "hrv": {"rmssd_ms": _r(self.hrv["rmssd_ms"], 1), "sdnn_ms": _r(self.hrv["sdnn_ms"], 1),
-                    "pnn50": _r(self.hrv["pnn50"], 3), "n_beats": int(self.hrv["n_beats"]),
-                    "ectopic_fraction": _r(self.hrv["ectopic_fraction"], 3)},
-            "resp": {"rate_bpm": _r(self.resp["rate_bpm"], 1), "quality": _r(self.resp["quality"], 3),
-                     "source": self.resp["source"]},
-            "pat": {"ms": _r(self.pat["ms"], 1), "quality": _r(self.pat["quality"], 3),
-                    "n_beats": int(self.pat["n_beats"])},
-            "scl_us": _r(self.scl_us, 3),
-            "scr": {"rate_per_min": _r(self.scr["rate_per_min"], 2),
-                    "new": [{"onset_ns": int(s.onset_ns), "amplitude_us": round(s.amplitude_us, 3),
-                             "rise_s": round(s.rise_s, 2)} for s in self.scr["new"]]},
-            "sqi": self.sqi,
-        }
+    raw = np.asarray(raw, dtype=float)
+    if raw.size == 0:
+        return 1.0
+    hi, lo = raw.max(), raw.min()
+    # ``clipped_fraction`` inlined: this runs on every channel every hop.
+    pinned = 1.0 if hi == lo else max(np.count_nonzero(raw == hi), np.count_nonzero(raw == lo)) / raw.size
+    return min(1.0, max(0.0, 1.0 - (pinned - 0.02) / 0.08))
 
 
 def _design_ppg(rate_hz: float) -> np.ndarray:
@@ -201,15 +144,16 @@ class VitalsTracker:
         ch["ecg"] = FilteredChannel("ecg", _design_ecg, cap, keep_raw=True)
         ch["eda"] = FilteredChannel("eda", _design_eda, cap, keep_raw=False)
         ch["motion"] = FilteredChannel("motion", _design_motion, cap, keep_raw=False)
-        for axis in TriaxialBuffer.AXES:  # band-passed like the PPG: its motion reference
-            ch[axis] = FilteredChannel(axis, _design_ppg, cap, keep_raw=False)
+        # The three axes, band-passed like the PPG (its motion reference), in one ring.
+        ch["acc"] = FilteredChannel("acc", _design_ppg, cap, keep_raw=False, rows=3)
         self._channels = ch
         self._triaxial = TriaxialBuffer(max_pending_s=cap)
         self.pulse = PulseRateTracker()
         self.r_peaks = RPeakDetector()
         self.scrs = ScrDetector()
         self._ecg_resets = 0
-        self._pat_ns, self._pat_ms, self._pat_done_ns = np.empty(0, dtype=np.int64), np.empty(0), 0
+        self.pat = PatTracker()
+        self.pulse_beats = BeatLog()
         self._slow_due_ns: int | None = None
         self._slow: dict = {}
         self.ignored_blocks: dict[str, int] = {}
@@ -241,9 +185,8 @@ class VitalsTracker:
             if aligned is not None:
                 t0, rate, xyz = aligned
                 self._channels["motion"].feed(np.sqrt(np.einsum("ij,ij->i", xyz, xyz)), t0, rate)
-                for i, axis in enumerate(TriaxialBuffer.AXES):
-                    self._channels[axis].feed(xyz[:, i], t0, rate)
-        elif name in self._channels and name != "motion":
+                self._channels["acc"].feed(xyz.T, t0, rate)
+        elif name in self._channels and name not in ("motion", "acc"):
             self._channels[name].feed(block.samples, block.t0_ns, block.rate_hz)
         else:
             self.ignored_blocks[name] = self.ignored_blocks.get(name, 0) + 1
@@ -253,16 +196,19 @@ class VitalsTracker:
 
     def _motion_reference(self, ppg: Window, n: int, t_ns: int) -> np.ndarray | None:
         """Accelerometer axes (n, 3) on the PPG's sample times, or None without them."""
-        axes = [self._window(a, t_ns) for a in TriaxialBuffer.AXES]
-        if any(w is None for w in axes):
+        w = self._window("acc", t_ns)
+        if w is None:
             return None
+        m = w.filtered.shape[1]
+        if w.rate_hz == ppg.rate_hz and m >= n and abs(w.t_end_ns - ppg.t_end_ns) < 0.05e9 / w.rate_hz:
+            return w.filtered[:, m - n:].T  # sampled together: same grid, no interpolation
         t_ppg = ppg.t_end_ns - (n - np.arange(n)) * (1e9 / ppg.rate_hz)
+        t_acc = w.t_end_ns - (m - np.arange(m)) * (1e9 / w.rate_hz)
+        if t_acc[0] > t_ppg[0] + 1e9 / w.rate_hz:
+            return None
         out = np.empty((n, 3))
-        for i, w in enumerate(axes):
-            t_acc = w.t_end_ns - (w.filtered.size - np.arange(w.filtered.size)) * (1e9 / w.rate_hz)
-            if t_acc[0] > t_ppg[0] + 1e9 / w.rate_hz:
-                return None
-            out[:, i] = np.interp(t_ppg, t_acc, w.filtered)
+        for i in range(3):
+            out[:, i] = np.interp(t_ppg, t_acc, w.filtered[i])
         return out
 
     def _update_ppg(self, v: Vitals, t_ns: int) -> tuple[Window, int] | None:
@@ -286,13 +232,25 @@ class VitalsTracker:
         v.quality["ppg"] = q
         if q >= self.min_quality:
             v.hr_bpm["ppg"], v.ppg_channel = est.hr_bpm, name
+            # Pulse peaks for respiration, from windows trusted for the heart rate only: a
+            # beat series with a gap would read as one long interval.
+            clean_t0_ns = lead.t_end_ns - n * 1e9 / lead.rate_hz
+            self.pulse_beats.add(clean_t0_ns + self.pulse.last_peaks_s * 1e9, self.pulse.last_heights, lead.t_end_ns)
+        else:
+            self.pulse_beats.reset()
+        self._update_ppg_resp(t_ns)
         if self._slow_refresh("ppg", t_ns):
             clean, rate_hz = self.pulse.last_clean, self.pulse.last_rate_hz
             period_s = 60.0 / est.hr_bpm
-            peaks, _ = signal.find_peaks(clean, distance=max(1, int(0.6 * period_s * rate_hz)))
+            peaks = find_peaks(clean, distance=max(1, int(0.6 * period_s * rate_hz)))
             self._slow["sqi_ppg"] = ppg_sqi(clean, rate_hz, est.share, peaks, period_s)
         v.sqi["ppg"] = self._slow.get("sqi_ppg", {})
         return best, n
+
+    def _update_ppg_resp(self, t_ns: int) -> None:
+        if self._slow_refresh("resp_ppg", t_ns):
+            beats_ns, amplitudes = self.pulse_beats.since(t_ns - RESP_WINDOW_S * 1e9)
+            self._slow["resp_ppg"] = resp_from_beats(beats_ns / 1e9, amplitudes)
 
     def _update_ecg(self, v: Vitals, t_ns: int) -> Window | None:
         w = self._window("ecg", t_ns)
@@ -321,55 +279,38 @@ class VitalsTracker:
                 self._slow["hrv"] = {"rmssd_ms": h.rmssd_ms, "sdnn_ms": h.sdnn_ms, "pnn50": h.pnn50,
                                      "n_beats": h.n_beats, "ectopic_fraction": h.ectopic_fraction}
                 recent = beats > w.t_end_ns - round(RESP_WINDOW_S * 1e9)
-                resp = resp_from_beats(beats[recent] / 1e9, self.r_peaks.amplitudes[recent])
-                ok = resp.rate_bpm is not None and resp.quality >= self.min_quality
-                self._slow["resp"] = {"rate_bpm": resp.rate_bpm if ok else None,
-                                      "quality": resp.quality, "source": "ecg" if ok else None}
+                self._slow["resp_ecg"] = resp_from_beats(beats[recent] / 1e9, self.r_peaks.amplitudes[recent])
                 t0_ns = w.t_end_ns - w.filtered.size * 1e9 / w.rate_hz
                 r_idx = np.round((in_win - t0_ns) * w.rate_hz / 1e9).astype(int)
                 self._slow["sqi_ecg"] = ecg_sqi(w.filtered, w.rate_hz, r_idx)
             v.hrv = dict(self._slow.get("hrv", v.hrv))
-            v.resp = dict(self._slow.get("resp", v.resp))
         else:
             self._slow.pop("hrv", None)
-            self._slow.pop("resp", None)
+            self._slow.pop("resp_ecg", None)
         v.sqi["ecg"] = self._slow.get("sqi_ecg", {})
         return w
 
-    def _slow_refresh(self, what: str, t_ns: int) -> bool:
-        """HRV (60 s), respiration (32 s) and the SQI details change slowly: recomputed every
-        ``SLOW_REFRESH_S`` and republished in between, which keeps the hop cheap."""
+    def _slow_refresh(self, what: str, t_ns: int, every_s: float = SLOW_REFRESH_S) -> bool:
+        """HRV (60 s), respiration (32 s), PAT and the SQI details change slowly: recomputed
+        every ``every_s`` and republished in between, which keeps the hop cheap."""
         due = self._slow.get("due_" + what)
-        if due is not None and 0 <= due - t_ns <= SLOW_REFRESH_S * 1e9:
+        if due is not None and 0 < due - t_ns <= every_s * 1e9:
             return False
-        self._slow["due_" + what] = t_ns + round(SLOW_REFRESH_S * 1e9)
+        self._slow["due_" + what] = t_ns + round(every_s * 1e9)
         return True
 
-    def _update_pat(self, v: Vitals, ppg: tuple[Window, int]) -> None:
-        """PAT of the beats not measured yet (a foot needs ``SEARCH_S[1]`` after its R peak),
-        kept per beat; the window's median is published."""
-        w, n = ppg
-        t0_ns = w.t_end_ns - n * 1e9 / w.rate_hz
-        beats = self.r_peaks.beats_ns
-        ready = (beats > max(t0_ns + 0.5e9, self._pat_done_ns)) & (beats < w.t_end_ns - PAT_SEARCH_S[1] * 1e9 - 0.2e9)
-        if ready.any():
-            first_ns = int(beats[ready][0]) - 1e9
-            k = int(max(0, (first_ns - t0_ns) * w.rate_hz / 1e9))
-            seg_t0_ns = t0_ns + k * 1e9 / w.rate_hz
-            at = pulse_arrival_times((beats[ready] - seg_t0_ns) / 1e9, w.raw[-n:][k:], w.rate_hz)
-            self._pat_ns = np.concatenate((self._pat_ns, beats[ready]))[-256:]
-            self._pat_ms = np.concatenate((self._pat_ms, at.per_beat_ms if at.per_beat_ms.size
-                                           else np.full(ready.sum(), np.nan)))[-256:]
-            self._pat_done_ns = int(beats[ready][-1])
-        recent = self._pat_ns > w.t_end_ns - self.window_s * 1e9
-        pat = self._pat_ms[recent]
-        good = pat[np.isfinite(pat)]
-        if good.size >= 3:
-            med = float(np.median(good))
-            spread = 1.4826 * float(np.median(np.abs(good - med)))
-            q = pat_quality(spread, good.size / pat.size)
-            if q >= self.min_quality:
-                v.pat = {"ms": med, "quality": q, "n_beats": int(good.size)}
+    def _update_pat(self, v: Vitals, ppg: tuple[Window, int], t_ns: int) -> None:
+        """PAT of the beats not measured yet, kept per beat; the window's median is published.
+        Measured in batches every few seconds (a beat stays measurable for most of a window):
+        PAT follows blood pressure over tens of seconds, not beat to beat."""
+        if self._slow_refresh("pat", t_ns, min(SLOW_REFRESH_S, 0.5 * self.window_s)):
+            w, n = ppg
+            self.pat.update(self.r_peaks.beats_ns, w.raw[-n:], w.rate_hz, w.t_end_ns)
+            med, q, n_beats = self.pat.summary(w.t_end_ns - self.window_s * 1e9)
+            ok = med is not None and q >= self.min_quality
+            self._slow["pat"] = {"ms": med, "quality": q, "n_beats": n_beats} if ok else None
+        if self._slow.get("pat") is not None:
+            v.pat = dict(self._slow["pat"])
 
     def _reconcile(self, v: Vitals) -> None:
         sources = [(k, v.hr_bpm[k], v.quality[k]) for k in ("ecg", "ppg") if v.hr_bpm[k] is not None]
@@ -391,10 +332,17 @@ class VitalsTracker:
         ppg = self._update_ppg(v, t_ns)
         ecg = self._update_ecg(v, t_ns)
         if ppg is not None and ecg is not None and v.hr_bpm["ecg"] is not None:
-            self._update_pat(v, ppg)
+            self._update_pat(v, ppg, t_ns)
         else:
-            self._pat_ns, self._pat_ms = np.empty(0, dtype=np.int64), np.empty(0)
+            self.pat.reset()
+            self._slow.pop("pat", None)
         self._reconcile(v)
+        if ppg is None:
+            self.pulse_beats.reset()
+            self._slow.pop("resp_ppg", None)
+        sources = {k: self._slow[f"resp_{k}"] for k in ("ecg", "ppg") if f"resp_{k}" in self._slow}
+        if sources:
+            v.resp = reconcile(sources, self.min_quality)
 
         w = self._window("eda", t_ns)
         if w is None:

@@ -263,3 +263,30 @@ def test_triaxial_pairs_by_time_when_an_axis_starts_late():
 def test_triaxial_refuses_an_unknown_axis():
     with pytest.raises(ValueError, match="acc_w"):
         TriaxialBuffer(1.0).add("acc_w", 0, 50.0, np.ones(3))
+
+
+def test_fast_primitives_match_numpy_and_scipy():
+    from scipy import signal as sps
+
+    from models.dsp import find_peaks, gradient, median
+
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        x = rng.standard_normal(int(rng.integers(3, 400)))
+        d, h = int(rng.integers(1, 25)), float(rng.standard_normal())
+        assert np.array_equal(find_peaks(x, d, h), sps.find_peaks(x, distance=d, height=h)[0])
+        assert median(x) == pytest.approx(float(np.median(x)))
+        np.testing.assert_allclose(gradient(x), np.gradient(x))
+    assert np.isnan(median(np.empty(0)))
+
+
+def test_streaming_sos_filters_rows_like_separate_filters():
+    sos = bandpass_sos(0.4, 4.0, 100.0)
+    x = np.random.default_rng(3).standard_normal((3, 700))
+    together = StreamingSos(sos)
+    y = np.hstack([together.process(x[:, :250]), together.process(x[:, 250:])])
+    for i in range(3):
+        alone = StreamingSos(sos)
+        np.testing.assert_allclose(y[i], np.hstack([alone.process(x[i, :99]), alone.process(x[i, 99:])]))
+    with pytest.raises(ValueError, match="state"):
+        together.process(x[:2, :10])
