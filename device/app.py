@@ -15,8 +15,8 @@ import paho.mqtt.client as mqtt
 
 from sensors.clock import MonotonicClock, ScaledClock
 
-from device.broker import EmbeddedBroker, broker_answers
 from device.config import PainmonConfig, default_config, load_config
+from device.modalities import face_follows_scenario
 from device.mqtt import MqttLink
 from device.notify import ServiceNotifier
 from device.pipeline import Pipeline
@@ -142,6 +142,9 @@ def format_message(topic: str, payload: bytes) -> str:
                 + (f"   [{', '.join(msg['flags'])}]" if msg.get("flags") else ""))
     if kind == "pain":
         return _pain_text(msg)
+    if kind == "alarm" and "event" in msg:
+        return (f"alarm   {msg['event'].upper()} #{msg.get('alarm_id')} {msg.get('kind')}/"
+                f"{msg.get('source')} {msg.get('priority')}: {msg.get('message', '')}")
     if kind == "status":
         return f"status  {msg.get('state')} (boot {msg.get('boot_id')})"
     return f"{kind:7} {json.dumps(msg)[:160]}"
@@ -195,6 +198,9 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
     config = config.model_copy(update={"hardware": "emulated"})
     if camera is not None:
         config = config.model_copy(update={"face": config.face.model_copy(update={"camera": camera})})
+    if not broker:  # only a demo without a broker may start one (asyncio is ~1 MB of RSS)
+        from device.broker import EmbeddedBroker, broker_answers
+
     boot_id = uuid.uuid4().hex[:12]
     with ExitStack() as stack:
         if broker:
@@ -218,6 +224,8 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
                             face_calibrate_frames=round(2 * config.face.fps))
         stack.callback(mqtt_output(config, link, pipeline).stop)
         simulator = pipeline.board.emulated.simulator
+        # The photo's face grimaces with the scenario's pain (none in the calibration seconds).
+        face_follows_scenario(pipeline.face, simulator.scenario)
         recorder = attach_recorder(config, pipeline, record)
         stack.callback(recorder.stop)
 

@@ -10,11 +10,13 @@ missing raises ``CameraUnavailable`` saying what to install.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from sensors.clock import Clock, MonotonicClock
+from sensors.expression import ExpressionUnavailable, FacePoints, PainExpression
 from sensors.types import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy")
@@ -93,6 +95,20 @@ class FrameSource:
 
 def astronaut_photo() -> np.ndarray:
     """scikit-image's ``data.astronaut()``: Eileen Collins' NASA portrait (public domain)."""
+    import importlib.util
+
+    # Importing skimage costs ~8 MB of RSS on the device and ~0.1 s; its PNG decoded with
+    # Pillow (a dependency of scikit-image) costs ~3 MB and ~25 ms, same pixels.
+    spec = importlib.util.find_spec("skimage")
+    png = Path(spec.origin).parent / "data" / "astronaut.png" if spec and spec.origin else None
+    if png is not None and png.is_file():
+        try:
+            from PIL import Image
+        except ImportError:
+            pass
+        else:
+            with Image.open(png) as image:
+                return np.array(image.convert("RGB"))
     try:
         from skimage import data
     except ImportError as exc:
@@ -129,13 +145,19 @@ class PhotoSource(FrameSource):
 
     Motion is a slow Lissajous path: +-``shift_px`` at 0.13/0.07 Hz, scale +-``scale_var`` at
     0.05 Hz, rotation +-``tilt_deg`` at 0.09 Hz, all on the frame's time stamp.
+
+    ``expression(t_s) -> 0..1``, called with each frame's clock time in seconds, makes the face
+    grimace with that pain intensity (``sensors.expression``) before it moves. It needs the
+    photo's feature points: known for the astronaut photo, else pass ``face_points``.
     """
 
     name = "photo"
 
     def __init__(self, photo: np.ndarray | None = None, size: tuple[int, int] = (640, 480),
                  rate_hz: float = 15.0, clock: Clock | None = None, shift_px: float = 20.0,
-                 scale_var: float = 0.08, tilt_deg: float = 5.0) -> None:
+                 scale_var: float = 0.08, tilt_deg: float = 5.0,
+                 expression: Callable[[float], float] | None = None,
+                 face_points: FacePoints | None = None) -> None:
         super().__init__(rate_hz, clock)
         self.photo = astronaut_photo() if photo is None else np.asarray(photo)
         if self.photo.ndim not in (2, 3) or self.photo.dtype != np.uint8:
@@ -143,13 +165,39 @@ class PhotoSource(FrameSource):
         self.width, self.height = size
         self.shift_px, self.scale_var, self.tilt_deg = shift_px, scale_var, tilt_deg
         self._fit = min(self.width / self.photo.shape[1], self.height / self.photo.shape[0])
+        self.expression = expression
+        self._face: PainExpression | None = None
+        self._faces: tuple[float, np.ndarray] = (0.0, self.photo)
+        if expression is not None:
+            if face_points is None and photo is not None:
+                raise ExpressionUnavailable(
+                    "PhotoSource: a pain expression needs the photo's feature points; they are "
+                    "known for the astronaut photo only; pass face_points= for this photo")
+            self._face = PainExpression(face_points or FacePoints.astronaut())
+            if tuple(self.photo.shape[:2]) != tuple(self._face.points.shape):
+                raise ExpressionUnavailable(
+                    f"PhotoSource: face_points are for a {self._face.points.shape} photo, "
+                    f"this photo is {self.photo.shape[:2]}")
+
+    def _face_at(self, t_s: float) -> np.ndarray:
+        intensity = float(self.expression(t_s))
+        if not (math.isfinite(intensity) and 0.0 <= intensity <= 1.0):
+            raise ValueError(f"PhotoSource: expression({t_s:.2f}) gave {intensity!r}, not 0..1")
+        # Steps of 1/100 are below what the face path resolves; reuse the last warp within one.
+        level = round(intensity, 2)
+        if level != self._faces[0]:
+            self._faces = (level, self._face.apply(self.photo, level))
+        return self._faces[1]
 
     def _image(self, index: int) -> np.ndarray:
         t = index / self.rate_hz
+        photo = self.photo
+        if self._face is not None:
+            photo = self._face_at((self._t0_ns + round(index * 1e9 / self.rate_hz)) / 1e9)
         scale = self._fit * (1.0 + self.scale_var * math.sin(2 * math.pi * 0.05 * t))
         angle = math.radians(self.tilt_deg) * math.sin(2 * math.pi * 0.09 * t)
         shift = (self.shift_px * math.sin(2 * math.pi * 0.13 * t), self.shift_px * math.sin(2 * math.pi * 0.07 * t))
-        return similarity_warp(self.photo, (self.height, self.width), scale, angle, shift)
+        return similarity_warp(photo, (self.height, self.width), scale, angle, shift)
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -292,11 +340,15 @@ class Picamera2Source(_LiveSource):
         super().close()
 
 
-def open_camera(spec: str | int | None, clock: Clock | None = None, rate_hz: float = 15.0) -> FrameSource:
+def open_camera(spec: str | int | None, clock: Clock | None = None, rate_hz: float = 15.0,
+                expression: Callable[[float], float] | None = None) -> FrameSource:
     """What ``--camera`` means: None -> the demo photo; an int -> V4L2 index; "picamera2";
-    a pipeline with "!" -> GStreamer; a folder -> its images; a file -> a video."""
+    a pipeline with "!" -> GStreamer; a folder -> its images; a file -> a video.
+    ``expression`` (the demo photo's pain intensity over time) applies to the photo only."""
     if spec is None or spec == "photo":
-        return PhotoSource(rate_hz=rate_hz, clock=clock)
+        return PhotoSource(rate_hz=rate_hz, clock=clock, expression=expression)
+    if expression is not None:
+        raise ExpressionUnavailable(f"--camera {spec!r}: an expression can only be drawn on the demo photo")
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
         return OpenCVCaptureSource(int(spec), rate_hz=rate_hz, clock=clock)
     if spec == "picamera2":
