@@ -163,7 +163,10 @@ def fuse(estimates: Mapping[str, ModalityEstimate | None], context: FusionContex
     weights: dict[str, float] = {}
     for name, prior in settings.priors.items():
         est = estimates.get(name)
-        if est is None or est.score is None or not math.isfinite(est.score):
+        # While a modality records the patient's neutral baseline its reading is measured
+        # against a population template, not the patient: it must not move the estimate.
+        if (est is None or est.score is None or not math.isfinite(est.score)
+                or "calibrating" in est.flags):
             weights[name] = 0.0
             continue
         w = prior * est.confidence * quality_gate(est.quality, settings)

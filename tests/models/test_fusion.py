@@ -61,6 +61,15 @@ def test_a_missing_modality_is_flagged_and_lowers_confidence(gone):
     assert one.score == pytest.approx(({"physio": physio(), "face": face()})[left].score)
 
 
+def test_a_face_still_recording_its_neutral_does_not_move_the_estimate():
+    calibrating = fuse({"physio": physio(2.0), "face": face(9.0, flags=("calibrating",))})
+    assert calibrating.score == pytest.approx(2.0)
+    assert calibrating.contributions["face"].weight == 0.0
+    assert {"calibrating", "face_missing"} <= set(calibrating.flags)
+    alone = fuse({"physio": None, "face": face(9.0, flags=("calibrating",))})
+    assert alone.score is None
+
+
 def test_nothing_at_all_gives_no_score_not_an_error():
     est = fuse({})
     assert est.score is None and est.level is None and est.confidence == 0.0
