@@ -10,7 +10,7 @@ ADS1115_INPUTS = 4
 
 
 def _error(key: str, message: str) -> ValueError:
-    from device.config import KeyedValueError
+    from device.config_base import KeyedValueError
 
     return KeyedValueError(key, message)
 
