@@ -7,7 +7,9 @@ Each subject folder is read as ``tools.physio.dataset`` reads it (labels from a
 rest before the first task, and scored sequence by sequence (one per ``--hop`` seconds) by
 the int8 model and the float model through ``models.runtime``. Metrics: AUROC (pooled over
 all sequences and per subject), balanced accuracy at 0.5, expected calibration error, int8
-vs float parity, one inference's median time on one thread, model size.
+vs float parity, one inference's median time on one thread, model size. Besides the full
+protocol (every labelled sequence, the headline), a restricted one, labelled ``settled_20s``,
+leaves out sequences ending in the first 20 s of a task or of a recovery.
 
 The peer, measured in the same run on the same sequences: logistic regression (scikit-learn)
 on a flat summary of the same features, trained and tested in subject-grouped folds over the
@@ -36,6 +38,7 @@ from tools.physio.sequences import (
     balanced_accuracy,
     expected_calibration_error,
     grouped_folds,
+    settled,
     subject_sequences,
     summary_features,
 )
@@ -134,8 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     y = np.concatenate([data[n][1] for n in data])
     all8 = np.concatenate([p8[n] for n in data])
     allf = np.concatenate([pf[n] for n in data])
+    labels = {s.subject: s.labels for s in subjects}
+    keep = np.concatenate([settled(labels[n], data[n][2]) for n in data])
     ours = metrics(y, all8)
     ours_float = metrics(y, allf)
+    ours["auroc_settled_20s"] = auroc(y[keep], all8[keep])
+    ours_float["auroc_settled_20s"] = auroc(y[keep], allf[keep])
     subj_aurocs = [r["auroc"] for r in per_subject.values() if r["auroc"] is not None]
     ours.update({
         "auroc_mean_subject": float(np.mean(subj_aurocs)) if subj_aurocs else None,
@@ -154,16 +161,17 @@ def main(argv: list[str] | None = None) -> None:
     else:
         allp = np.concatenate([peer[n] for n in data])
         peer_result = metrics(y, allp)
+        peer_result["auroc_settled_20s"] = auroc(y[keep], allp[keep])
         peer_result["per_subject"] = {n: r.get("auroc_logreg") for n, r in per_subject.items()}
     print()
-    print(f"{'system':24} {'AUROC':>6} {'bal.acc':>7} {'ECE':>6}")
+    print(f"{'system':24} {'AUROC':>6} {'bal.acc':>7} {'ECE':>6} {'AUROC settled_20s':>17}")
     for name, m in (("painmon LSTM int8", ours), ("painmon LSTM float", ours_float),
                     ("logreg (grouped folds)", peer_result)):
         if "error" in m:
             print(f"{name:24} error: {m['error']}")
         else:
             print(f"{name:24} {_fmt(m['auroc']):>6} {_fmt(m['balanced_accuracy']):>7} "
-                  f"{_fmt(m['ece']):>6}")
+                  f"{_fmt(m['ece']):>6} {_fmt(m['auroc_settled_20s']):>17}")
     print(f"int8 vs float: max |dp| {ours['int8_vs_float_max_abs_diff']:.3f}, "
           f"AUROC diff {_fmt(ours['int8_vs_float_auroc_diff'])}; "
           f"int8 {ours['size_kb']:.1f} KB, {ours['ms_median']:.3f} ms median on 1 thread "

@@ -1,5 +1,6 @@
-"""The on-device physio estimate: features of the last second, the last minute through the
-int8 LSTM, an arousal probability turned into a 0..10 score with a confidence.
+"""The on-device physio estimate: features of the last second, the last minute (with its
+change against the minutes before) through the int8 LSTM, an arousal probability turned
+into a 0..10 score with a confidence.
 
 The model learnt sympathetic arousal (stress tasks vs rest, Stress-Predict), a proxy for
 pain, not pain itself: see MODEL_CARD.md.
@@ -22,13 +23,15 @@ from models.physio.features import (
     Baseline,
     step_features,
 )
+from models.physio.inputs import CONTEXT_FROM_S, HISTORY_STEPS, INPUT_NAMES, model_inputs
 from models.runtime import TFLiteModel
 from sensors.types import SampleBlock
 
 MODEL_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL = MODEL_DIR / "physio_lstm_int8.tflite"
-# Steps of raw features kept for calibration (``calibrate``) and the provisional baseline.
-CALIBRATION_KEEP_S = 600
+# Steps of raw features kept for calibration (``calibrate``), the provisional baseline and
+# the model's trailing context (``HISTORY_STEPS``).
+CALIBRATION_KEEP_S = max(600, HISTORY_STEPS)
 # Until calibrated, the median of what has been seen stands in for the rest baseline; with
 # less than this there is nothing to compare against.
 PROVISIONAL_MIN_STEPS = 30
@@ -78,9 +81,9 @@ class PhysioEstimator:
                  baseline: Baseline | None = None, ppg_polarity: int = 1) -> None:
         self.model = TFLiteModel(model_path or DEFAULT_MODEL, num_threads=num_threads)
         shape = self.model.input_shape()
-        if len(shape) != 3 or shape[2] != len(FEATURE_NAMES):
+        if len(shape) != 3 or shape[2] != len(INPUT_NAMES):
             raise ValueError(f"{self.model.path.name}: input shape {shape} is not "
-                             f"(1, steps, {len(FEATURE_NAMES)})")
+                             f"(1, steps, {len(INPUT_NAMES)})")
         self.steps = shape[1] or SEQUENCE_STEPS
         self.baseline = baseline
         self.ppg_polarity = ppg_polarity
@@ -174,13 +177,13 @@ class PhysioEstimator:
         features = {name: float(v) for name, v in zip(FEATURE_NAMES, raw)}
         if np.isnan(raw[0]) and "no_ppg" not in flags:
             flags.append("poor_ppg")
-        if raw[5] > 0.1:
+        if raw[FEATURE_NAMES.index("motion_g")] > 0.1:
             flags.append("motion")
         if baseline is None:
             return ModalityEstimate("physio", None, 0.0, float(np.clip(quality, 0, 1)),
                                     features, tuple(flags + ["warming_up"]))
-        history = np.array(self._raw)[-self.steps:]
-        seq = baseline.normalise(history)
+        history = np.array(self._raw)[-(self.steps + CONTEXT_FROM_S):]
+        seq = model_inputs(baseline, history)[-self.steps:]
         filled = len(seq) / self.steps
         if len(seq) < self.steps:
             flags.append("warming_up")

@@ -16,15 +16,29 @@ the measure):
 - ``eda_phasic_us_per_s``: summed rises of the 1 Hz low-passed conductance over the last
   10 s per second, a cheap stand-in for skin-conductance-response activity.
 - ``motion_g``: standard deviation of the acceleration magnitude over the last 2 s.
+- ``resp_rate_brpm``, ``resp_depth``, ``resp_regularity``: breathing rate, depth (RMS of the
+  breathing-band swing of the log pulse amplitude) and regularity read from the beat series
+  over the last 32 s (``models.physio.respiration``). Hyperventilation is fast and deep;
+  speech breaks the rhythm.
+- ``eda_slope_per_min``: least-squares slope of log conductance over the last 30 s, per
+  minute: the tonic level climbs while arousal lasts and sinks in recovery.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import median_filter, minimum_filter1d, uniform_filter1d
 from scipy.signal import butter, find_peaks, sosfiltfilt
+
+from models.physio.respiration import (
+    RESP_RATE_HZ,
+    RESP_WINDOW_S,
+    resample_beats,
+    respiration_features,
+)
 
 FEATURE_NAMES = (
     "hr_bpm",
@@ -33,15 +47,30 @@ FEATURE_NAMES = (
     "eda_tonic_us",
     "eda_phasic_us_per_s",
     "motion_g",
+    "resp_rate_brpm",
+    "resp_depth",
+    "resp_regularity",
+    "eda_slope_per_min",
 )
+# Columns each signal fills, in the order its feature function returns them.
+_BEAT_COLUMNS = [FEATURE_NAMES.index(n) for n in ("hr_bpm", "hrv_rmssd_ms", "ppg_amp",
+                                                  "resp_rate_brpm", "resp_depth",
+                                                  "resp_regularity")]
+_EDA_COLUMNS = [FEATURE_NAMES.index(n) for n in ("eda_tonic_us", "eda_phasic_us_per_s",
+                                                 "eda_slope_per_min")]
+_MOTION_COLUMN = FEATURE_NAMES.index("motion_g")
+# Fewer beats than this in the breathing window: the spectrum would read interpolation.
+_RESP_MIN_BEATS = 16
 STEP_S = 1.0
 SEQUENCE_STEPS = 60
 HR_WINDOW_S = 10.0
 HRV_WINDOW_S = 30.0
 EDA_WINDOW_S = 10.0
 MOTION_WINDOW_S = 2.0
-# The device keeps this much raw signal: the longest window plus room for filter edges.
-HISTORY_S = 40.0
+EDA_SLOPE_WINDOW_S = 30.0
+# The device keeps this much raw signal: the longest window (breathing, 32 s) plus room for
+# beat detection's filter edges and the first beats of the window.
+HISTORY_S = 60.0
 
 # 40-180 bpm; a beat closer than 0.33 s to the last one is a dicrotic notch or noise.
 _IBI_MIN_S, _IBI_MAX_S = 0.33, 1.5
@@ -54,7 +83,8 @@ _BEAT_BANDS_HZ = {"ppg": (0.7, 3.5), "ecg": (5.0, 20.0)}
 
 @dataclass(frozen=True, slots=True)
 class StepFeatures:
-    """``values`` (steps x 6, columns in ``FEATURE_NAMES`` order) and per-step signal quality."""
+    """``values`` (steps x features, columns in ``FEATURE_NAMES`` order) and per-step signal
+    quality."""
 
     values: np.ndarray
     ppg_quality: np.ndarray
@@ -63,7 +93,7 @@ class StepFeatures:
     @property
     def quality(self) -> np.ndarray:
         """0..1 per step: beat coverage and skin contact, lowered by strong motion."""
-        motion = np.nan_to_num(self.values[:, 5], nan=0.0)
+        motion = np.nan_to_num(self.values[:, _MOTION_COLUMN], nan=0.0)
         motion_factor = np.clip(1.5 - 5.0 * motion, 0.3, 1.0)
         return 0.5 * (self.ppg_quality + self.eda_quality) * motion_factor
 
@@ -104,12 +134,13 @@ def step_features(
     ppg_q = np.zeros(n_steps)
     eda_q = np.zeros(n_steps)
     if ppg is not None:
-        values[:, 0:3], ppg_q = _beat_features(np.asarray(ppg, float), float(ppg_rate_hz), ends_s,
-                                              ppg_polarity, beat_source)
+        values[:, _BEAT_COLUMNS], ppg_q = _beat_features(
+            np.asarray(ppg, float), float(ppg_rate_hz), ends_s, ppg_polarity, beat_source)
     if eda_us is not None:
-        values[:, 3:5], eda_q = _eda_features(np.asarray(eda_us, float), float(eda_rate_hz), ends_s)
+        values[:, _EDA_COLUMNS], eda_q = _eda_features(
+            np.asarray(eda_us, float), float(eda_rate_hz), ends_s)
     if accel_g is not None:
-        values[:, 5] = _motion_feature(np.asarray(accel_g, float), float(accel_rate_hz), ends_s)
+        values[:, _MOTION_COLUMN] = _motion_feature(np.asarray(accel_g, float), float(accel_rate_hz), ends_s)
     return StepFeatures(values, ppg_q, eda_q)
 
 
@@ -124,7 +155,7 @@ def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str =
         x = np.nan_to_num(x, nan=np.nanmedian(x) if np.any(np.isfinite(x)) else 0.0)
     if len(x) < 16:
         return np.empty(0), np.empty(0)
-    sos = butter(2, (low, high), btype="bandpass", fs=rate_hz, output="sos")
+    sos = _butter_sos((low, high), "bandpass", rate_hz)
     padlen = min(len(x) - 1, int(3 * rate_hz))
     y = sosfiltfilt(sos, x - np.median(x), padlen=padlen) * (1 if polarity >= 0 else -1)
     rms = np.sqrt(uniform_filter1d(y * y, size=max(3, int(3 * rate_hz)), mode="nearest"))
@@ -133,6 +164,12 @@ def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str =
     trough_w = max(2, int(0.4 * rate_hz))
     troughs = minimum_filter1d(y, size=trough_w, origin=(trough_w - 1) // 2, mode="nearest")
     return peaks / rate_hz, y[peaks] - troughs[peaks]
+
+
+@lru_cache(maxsize=32)
+def _butter_sos(cutoff_hz, btype: str, rate_hz: float) -> np.ndarray:
+    # Designing the filter costs more than running it on a minute of samples: once per rate.
+    return butter(2, cutoff_hz, btype=btype, fs=rate_hz, output="sos")
 
 
 def _window_index(times: np.ndarray, ends_s: np.ndarray, window_s: float):
@@ -148,7 +185,7 @@ def _window_sum(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarra
 
 def _beat_features(x, rate_hz, ends_s, polarity, source):
     n = len(ends_s)
-    out = np.full((n, 3), np.nan)
+    out = np.full((n, 6), np.nan)
     beat_t, amp = detect_beats(x, rate_hz, polarity, source)
     if len(beat_t) < 3:
         return out, np.zeros(n)
@@ -177,6 +214,19 @@ def _beat_features(x, rate_hz, ends_s, polarity, source):
     ssq = _window_sum(sq, lo, hi)
     enough = pairs >= 5
     out[enough, 1] = 1000.0 * np.sqrt(ssq[enough] / pairs[enough])
+    if ok.sum() >= 3 and n > 0:
+        # Sinus arrhythmia and pulse-amplitude swings, both present in a band-limited wrist
+        # BVP and in raw finger counts alike (the baseline swing is filtered out of the E4's).
+        n_grid = int(np.round(ends_s[-1] * RESP_RATE_HZ))
+        ibi_4hz = resample_beats(t[ok], ibi[ok], n_grid)
+        series = [ibi_4hz]
+        log_amp_4hz = None
+        if source == "ppg":
+            log_amp_4hz = resample_beats(t[ok], np.log(amp[ok]), n_grid)
+            series.append(log_amp_4hz)
+        out[:, 3:6] = respiration_features(series, ends_s, depth_series=log_amp_4hz)
+        lo, hi = _window_index(t, ends_s, RESP_WINDOW_S)
+        out[_window_sum(okf, lo, hi) < _RESP_MIN_BEATS, 3:6] = np.nan
     return out, quality
 
 
@@ -187,12 +237,12 @@ def _sample_index_at(ends_s: np.ndarray, rate_hz: float, n: int) -> np.ndarray:
 
 def _eda_features(eda_us, rate_hz, ends_s):
     n = len(ends_s)
-    out = np.full((n, 2), np.nan)
+    out = np.full((n, 3), np.nan)
     if len(eda_us) < 2:
         return out, np.zeros(n)
     eda_us = np.nan_to_num(eda_us, nan=0.0)
     if rate_hz > 2.5 and len(eda_us) > 3 * rate_hz:
-        sos = butter(2, 1.0, btype="lowpass", fs=rate_hz, output="sos")
+        sos = _butter_sos(1.0, "lowpass", rate_hz)
         eda_us = sosfiltfilt(sos, eda_us, padlen=min(len(eda_us) - 1, int(3 * rate_hz)))
     w = max(1, int(round(EDA_WINDOW_S * rate_hz)))
     tonic = minimum_filter1d(eda_us, size=w, origin=(w - 1) // 2, mode="nearest")
@@ -202,9 +252,28 @@ def _eda_features(eda_us, rate_hz, ends_s):
     out[:, 0] = tonic[idx]
     rise_sum = _window_sum(rises, np.maximum(idx + 1 - w, 0), idx + 1)
     out[:, 1] = rise_sum / EDA_WINDOW_S
+    out[:, 2] = _log_slope_per_min(eda_us, rate_hz, idx)
     out[~covered] = np.nan
     quality = ((out[:, 0] >= _EDA_CONTACT_US) & covered).astype(float)
     return out, quality
+
+
+def _log_slope_per_min(eda_us, rate_hz, idx):
+    """Least-squares slope of log(conductance + 0.05 uS) over the window ending at each idx,
+    from running sums (no per-step loop)."""
+    w = max(2, int(round(EDA_SLOPE_WINDOW_S * rate_hz)))
+    y = np.log(np.maximum(eda_us, 0.0) + 0.05)
+    t = np.arange(len(y)) / rate_hz
+
+    def csum(v):
+        return np.concatenate(([0.0], np.cumsum(v)))
+
+    lo, hi = np.maximum(idx + 1 - w, 0), idx + 1
+    m, st, sy, sty, stt = (c[hi] - c[lo] for c in (csum(np.ones_like(y)), csum(t), csum(y),
+                                                   csum(t * y), csum(t * t)))
+    den = m * stt - st * st
+    slope = np.where(den > 1e-12, (m * sty - st * sy) / np.maximum(den, 1e-12), np.nan)
+    return 60.0 * slope
 
 
 def _motion_feature(accel_g, rate_hz, ends_s):
@@ -234,6 +303,10 @@ _NORMALISATION = (
     ("eda_tonic_us", "log", 0.05, 0.5),
     ("eda_phasic_us_per_s", "log", 0.005, 1.0),
     ("motion_g", "log", 0.005, 1.0),
+    ("resp_rate_brpm", "diff", 0.0, 4.0),
+    ("resp_depth", "log", 0.005, 0.5),
+    ("resp_regularity", "diff", 0.0, 0.1),
+    ("eda_slope_per_min", "diff", 0.0, 0.05),
 )
 NORMALISED_CLIP = 6.0
 
@@ -272,7 +345,7 @@ class Baseline:
         return cls(centers, len(values))
 
     def normalise(self, values: np.ndarray) -> np.ndarray:
-        """Steps x 6 physical features -> model input: change from rest in population units,
+        """Steps x features in physical units -> model input: change from rest in population units,
         clipped to +-6; unmeasured values sit at the baseline (0)."""
         values = np.asarray(values, float)
         out = np.zeros(values.shape, dtype=np.float32)

@@ -9,18 +9,25 @@ import numpy as np
 
 
 def ppg(duration_s: float, rate_hz: float, hr_bpm: float, rmssd_ms: float = 40.0,
-        amplitude: float = 1.0, seed: int = 0, polarity: int = 1) -> np.ndarray:
+        amplitude: float = 1.0, seed: int = 0, polarity: int = 1,
+        breath_per_min: float | None = None, breath_depth: float = 0.2) -> np.ndarray:
     """Pulse wave: one skewed bump per beat; beat intervals alternate +-rmssd/2 so that
-    successive differences equal ``rmssd_ms``."""
+    successive differences equal ``rmssd_ms``. With ``breath_per_min``, breathing modulates
+    the beat intervals (sinus arrhythmia, +-5 %) and the pulse amplitude (+-``breath_depth``)."""
     rng = np.random.default_rng(seed)
     n_beats = int(duration_s * hr_bpm / 60) + 4
     mean_ibi = 60.0 / hr_bpm
     alt = np.where(np.arange(n_beats) % 2 == 0, 0.5, -0.5) * rmssd_ms / 1000.0
     beats = np.cumsum(mean_ibi + alt)
+    heights = np.ones(n_beats)
+    if breath_per_min:
+        phase = 2 * np.pi * breath_per_min / 60.0 * beats
+        beats = np.cumsum((mean_ibi + alt) * (1 + 0.05 * np.sin(phase)))
+        heights = 1 + breath_depth * np.sin(2 * np.pi * breath_per_min / 60.0 * beats)
     n = int(round(duration_s * rate_hz))
     x = np.zeros(n)
     idx = np.round(beats * rate_hz).astype(int)
-    np.add.at(x, idx[idx < n], 1.0)
+    np.add.at(x, idx[idx < n], heights[idx < n])
     t = np.arange(int(0.8 * rate_hz)) / rate_hz
     kernel = np.exp(-((t - 0.12) / 0.06) ** 2) + 0.35 * np.exp(-((t - 0.35) / 0.08) ** 2)
     x = np.convolve(x, kernel)[:n] * amplitude

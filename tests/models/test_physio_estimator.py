@@ -5,7 +5,8 @@ import pytest
 
 from models.modality import ModalityEstimate
 from models.physio.estimator import DEFAULT_MODEL, PhysioEstimator
-from models.physio.features import FEATURE_NAMES, SEQUENCE_STEPS, Baseline
+from models.physio.features import SEQUENCE_STEPS, Baseline
+from models.physio.inputs import INPUT_NAMES
 from models.runtime import TFLiteModel
 from sensors.types import SampleBlock
 from tests.models import physio_signals as sig
@@ -18,16 +19,17 @@ def test_committed_int8_model_runs_in_litert():
     float_model = DEFAULT_MODEL.with_name("physio_lstm_float.tflite")
     assert float_model.stat().st_size <= 50 * 1024
     m = TFLiteModel(DEFAULT_MODEL, num_threads=1)
-    assert m.input_shape() == (1, SEQUENCE_STEPS, len(FEATURE_NAMES))
+    assert m.input_shape() == (1, SEQUENCE_STEPS, len(INPUT_NAMES))
     assert m.inputs[0]["dtype"] == np.int8 and m.outputs[0]["dtype"] == np.int8
     ops = {op["op_name"] for op in m.interpreter._get_ops_details()}
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
     assert not any(op.startswith("Flex") for op in ops)
     rng = np.random.default_rng(0)
-    outs = [m.run(rng.normal(0, 1, (1, 60, 6)).astype(np.float32))[0].item() for _ in range(5)]
+    shape = (1, SEQUENCE_STEPS, len(INPUT_NAMES))
+    outs = [m.run(rng.normal(0, 1, shape).astype(np.float32))[0].item() for _ in range(5)]
     assert all(0.0 <= p <= 1.0 for p in outs)
     f = TFLiteModel(float_model)
-    x = rng.normal(0, 1, (1, 60, 6)).astype(np.float32)
+    x = rng.normal(0, 1, shape).astype(np.float32)
     assert abs(f.run(x)[0].item() - m.run(x)[0].item()) < 0.15
 
 
@@ -70,12 +72,13 @@ def test_uncalibrated_estimates_are_flagged_and_less_confident(calibrated):
 
 
 def test_arousal_scores_above_rest_after_calibration(calibrated):
+    """A calibrated person at rest, then aroused: the score rises with the onset (the model
+    reads the change from rest and against the minutes before)."""
     _, _, _, baseline = calibrated
     stored = Baseline.from_dict(json.loads(json.dumps(baseline.to_dict())))
-    rest_est = PhysioEstimator(baseline=stored, ppg_polarity=-1)
-    aroused_est = PhysioEstimator(baseline=stored, ppg_polarity=-1)
-    rest, _ = _feed(rest_est, 90, 1000, seed=2, **REST)
-    aroused, _ = _feed(aroused_est, 90, 1000, seed=3, **AROUSED)
+    est = PhysioEstimator(baseline=stored, ppg_polarity=-1)
+    rest, t = _feed(est, 150, 1000, seed=2, **REST)
+    aroused, _ = _feed(est, 90, t, seed=3, **AROUSED)
     r, a = rest[-1], aroused[-1]
     assert "uncalibrated" not in r.flags and "warming_up" not in r.flags
     assert a.score > r.score + 2.0, (r.score, a.score)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from models.physio.features import FEATURE_NAMES, HISTORY_S, Baseline, step_features
+from models.physio.inputs import CONTEXT_TO_S, HISTORY_STEPS, INPUT_NAMES, model_inputs
 from tests.models import physio_signals as sig
 
 
@@ -41,9 +42,34 @@ def test_motion_in_g_from_axes_or_magnitude():
     np.testing.assert_allclose(moved, mag)
 
 
+@pytest.mark.parametrize("rate_hz,breath_per_min", [(64, 12), (100, 30), (64, 18)])
+def test_breathing_rate_depth_and_regularity_from_the_beats(rate_hz, breath_per_min):
+    x = sig.ppg(120, rate_hz, 72, rmssd_ms=5, amplitude=100, breath_per_min=breath_per_min)
+    f = dict(zip(FEATURE_NAMES, step_features(x, rate_hz).values[40:].T))
+    assert np.all(np.abs(f["resp_rate_brpm"] - breath_per_min) <= 2.5), f["resp_rate_brpm"]
+    assert np.all(f["resp_regularity"] > 0.5)
+    deep = step_features(sig.ppg(120, rate_hz, 72, 5, 100, breath_per_min=breath_per_min,
+                                 breath_depth=0.4), rate_hz).values[40:]
+    depth = FEATURE_NAMES.index("resp_depth")
+    np.testing.assert_allclose(np.median(deep[:, depth]) / np.median(f["resp_depth"]), 2.0, rtol=0.25)
+    # Under 32 s of beats there is no breathing estimate yet.
+    assert np.isnan(step_features(x[:int(20 * rate_hz)], rate_hz).values[:, depth]).all()
+
+
+def test_eda_slope_follows_a_rising_level():
+    rising = step_features(eda_us=sig.eda(120, 8, 2.0, drift_us_per_min=0.2), eda_rate_hz=8).values
+    flat = step_features(eda_us=sig.eda(120, 8, 2.0), eda_rate_hz=8).values
+    slope = FEATURE_NAMES.index("eda_slope_per_min")
+    # d/dt log(x + 0.05) per minute: 0.2 / (level + 0.05), the level climbing 0.2 uS/min.
+    level_us = 2.0 + 0.2 * np.arange(40, 120) / 60
+    assert np.all(np.abs(rising[40:, slope] - 0.2 / (level_us + 0.05)) < 0.01)
+    assert np.all(np.abs(flat[40:, slope]) < 0.005)
+
+
 def test_last_step_from_device_history_matches_whole_recording():
     """The device computes the newest step from its last HISTORY_S seconds only."""
-    p, e, a = sig.ppg(300, 100, 80, amplitude=500), sig.eda(300, 8, 4.0, 3), sig.accel(300, 50)
+    p = sig.ppg(300, 100, 80, amplitude=500, breath_per_min=15)
+    e, a = sig.eda(300, 8, 4.0, 3), sig.accel(300, 50)
     whole = step_features(p, 100, e, 8, a, 50).values
     for end_s in (120, 200, 300):
         h = int(HISTORY_S)
@@ -51,7 +77,9 @@ def test_last_step_from_device_history_matches_whole_recording():
                              a[(end_s - h) * 50:end_s * 50], 50).values[-1]
         ref = whole[end_s - 1]
         assert abs(part[0] - ref[0]) < 1.5
-        np.testing.assert_allclose(part[2:], ref[2:], rtol=0.1, atol=1e-3)
+        np.testing.assert_allclose(part[2:6], ref[2:6], rtol=0.1, atol=1e-3)
+        assert abs(part[6] - ref[6]) <= 2.0  # breathing rate, one spectral bin
+        np.testing.assert_allclose(part[7:], ref[7:], rtol=0.15, atol=0.01)
 
 
 def test_step_features_rejects_bad_input():
@@ -86,12 +114,40 @@ def test_baseline_round_trip_and_errors():
     base = Baseline.fit(rest.values[40:])
     again = Baseline.from_dict(json.loads(json.dumps(base.to_dict())))
     assert again == base
-    no_ppg = Baseline.fit(np.column_stack([np.full((60, 3), np.nan), rest.values[40:100, 3:]]))
-    assert no_ppg.centers["hr_bpm"] is None
-    assert np.all(no_ppg.normalise(rest.values)[:, :3] == 0)
+    beat_cols = [FEATURE_NAMES.index(n) for n in ("hr_bpm", "hrv_rmssd_ms", "ppg_amp",
+                                                    "resp_rate_brpm", "resp_depth", "resp_regularity")]
+    no_ppg_values = rest.values[40:100].copy()
+    no_ppg_values[:, beat_cols] = np.nan
+    no_ppg = Baseline.fit(no_ppg_values)
+    assert no_ppg.centers["hr_bpm"] is None and no_ppg.centers["resp_rate_brpm"] is None
+    assert np.all(no_ppg.normalise(rest.values)[:, beat_cols] == 0)
+    # A calibration stored before the breathing features existed still loads.
+    old = {"centers": {n: base.centers[n] for n in FEATURE_NAMES[:6]}, "n_steps": 60}
+    assert Baseline.from_dict(old).centers["resp_depth"] is None
     with pytest.raises(ValueError, match="unknown feature"):
         Baseline.from_dict({"centers": {"pulse": 1.0}, "n_steps": 60})
     with pytest.raises(ValueError, match="need at least"):
         Baseline.fit(rest.values[:5])
-    with pytest.raises(ValueError, match=r"\(steps, 6\)"):
+    with pytest.raises(ValueError, match=rf"\(steps, {len(FEATURE_NAMES)}\)"):
         Baseline.fit(np.ones((60, 4)))
+
+
+def test_model_inputs_add_the_change_against_the_minutes_before():
+    rest, aroused = _rest_and_aroused()
+    base = Baseline.fit(rest.values[40:], rest.quality[40:])
+    values = np.concatenate([rest.values[40:], rest.values[40:], rest.values[40:], aroused.values[40:]])
+    x = model_inputs(base, values)
+    assert x.shape == (len(values), len(INPUT_NAMES)) and x.dtype == np.float32
+    n = len(FEATURE_NAMES)
+    hr, hr_change = INPUT_NAMES.index("hr_bpm"), INPUT_NAMES.index("hr_bpm_change")
+    np.testing.assert_array_equal(x[:CONTEXT_TO_S, n:], 0)  # nothing before yet
+    np.testing.assert_allclose(x[:, :n], base.normalise(values))
+    onset = 3 * 160
+    # Early in the arousal the change matches the level (the minutes before were rest) ...
+    assert x[onset + 50, hr_change] == pytest.approx(x[onset + 50, hr], abs=0.3)
+    # ... while at rest neither moves.
+    assert abs(x[onset - 10, hr_change]) < 0.3 and abs(x[onset - 10, hr]) < 0.3
+    # The device computes the newest row from its last HISTORY_STEPS rows only.
+    np.testing.assert_allclose(model_inputs(base, values[-HISTORY_STEPS:])[-1], x[-1], atol=1e-5)
+    with pytest.raises(ValueError, match="model_inputs"):
+        model_inputs(base, values[:, :4])

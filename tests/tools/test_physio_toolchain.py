@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.physio.inputs import INPUT_NAMES
 from tests.models import physio_signals as sig
 from tools.physio import dataset
 
@@ -86,7 +87,7 @@ def test_training_path_tiny_slice(e4_folder, tmp_path):
     assert int8.inputs[0]["dtype"] == np.int8 and flt.inputs[0]["dtype"] == np.float32
     ops = {op["op_name"] for op in int8.interpreter._get_ops_details()}
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
-    x = np.random.default_rng(0).normal(0, 1, (1, 60, 6)).astype(np.float32)
+    x = np.random.default_rng(0).normal(0, 1, (1, 60, len(INPUT_NAMES))).astype(np.float32)
     assert abs(int8.run(x)[0].item() - flt.run(x)[0].item()) < 0.1
 
 
@@ -134,8 +135,22 @@ def test_biovid_loader_on_a_synthetic_part_a_layout(tmp_path):
             f.write(header)
             np.savetxt(f, data, delimiter="\t")
     x, y = biovid.load_subject(folder)
-    assert x.shape == (18, 5, 6) and list(y).count(1) == 4 and list(y).count(-1) == 2
-    assert np.all(x[y == 1, -1, 3] > 0.5)  # higher conductance than at BL1
-    assert np.all(x[:, :, 2] == 0) and np.all(x[:, :, 5] == 0)  # no PPG amplitude, no motion
+    assert x.shape == (18, 5, len(INPUT_NAMES)) and list(y).count(1) == 4 and list(y).count(-1) == 2
+    col = {name: i for i, name in enumerate(INPUT_NAMES)}
+    assert np.all(x[y == 1, -1, col["eda_tonic_us"]] > 0.5)  # higher conductance than at BL1
+    assert x[y == 1, :, col["hr_bpm"]].mean() > x[y == 0, :, col["hr_bpm"]].mean() + 1
+    for unmeasured in ("ppg_amp", "motion_g", "resp_rate_brpm", "hr_bpm_change"):
+        assert np.all(x[:, :, col[unmeasured]] == 0), unmeasured
     with pytest.raises(FileNotFoundError, match="no BioVid"):
         biovid.load_subject(tmp_path)
+
+
+def test_settled_protocol_leaves_out_the_first_seconds_after_each_label_change():
+    from tools.physio.sequences import settled
+
+    labels = np.array([0] * 100 + [1] * 50 + [0] * 50)
+    ends = np.arange(200)
+    keep = settled(labels, ends, settle_s=20)
+    assert keep[20:100].all() and not keep[100:120].any() and keep[120:150].all()
+    assert not keep[150:170].any() and keep[170:].all()
+    assert not keep[:20].any()  # the recording's start counts as a change too

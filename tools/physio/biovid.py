@@ -9,10 +9,12 @@ one file per 5.5 s window, tab-separated with a header row ``time gsr ecg emg_tr
 emg_corrugator emg_zygomaticus``, sampled at 512 Hz; ``CLASS`` is BL1 (no pain) or PA1..PA4
 (rising heat pain). ``gsr`` is skin conductance in µS; heart beats come from the ``ecg``
 column (R peaks, ``beat_source="ecg"``), so there is no pulse amplitude; BioVid has no
-accelerometer, so motion is unmeasured. Both sit at the baseline value 0 after normalising.
+accelerometer, so motion is unmeasured; 5.5 s hold no breathing cycle worth a spectrum. All
+of these sit at the baseline value 0 after normalising.
 
-A window is 5.5 s, so a sequence is 5 one-second steps, not 60: a pain model trained on it
-has input (1, 5, 6). The rest baseline of each subject is fitted on its BL1 windows. Labels:
+A window is 5.5 s, so a sequence is 5 one-second steps, not 60, with no trailing minutes
+(the ``_change`` inputs are 0): a pain model trained on it has input (1, 5, 20). The rest
+baseline of each subject is fitted on its BL1 windows. Labels:
 PA3 and PA4 are pain (1), BL1 no pain (0), PA1 and PA2 left out (-1), the usual split for
 "pain vs no pain" on Part A (PA1-PA2 are near threshold).
 
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from models.physio.features import Baseline, step_features
+from models.physio.inputs import model_inputs
 
 RATE_HZ = 512.0
 WINDOW_STEPS = 5
@@ -47,7 +50,7 @@ def read_window(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_subject(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(sequences: n x 5 x 6 normalised against the subject's BL1 windows, labels: n)."""
+    """(sequences: n x 5 x inputs, normalised against the subject's BL1 windows, labels: n)."""
     folder = Path(folder)
     files = sorted(p for p in folder.glob("*_bio.csv") if _NAME.search(p.name))
     if not files:
@@ -63,7 +66,8 @@ def load_subject(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     raw = np.stack(raw)
     rest = raw[np.array(is_rest)].reshape(-1, raw.shape[-1])
     baseline = Baseline.fit(rest, min_steps=min(30, len(rest)))
-    return baseline.normalise(raw), np.array(labels, np.int8)
+    x = np.stack([model_inputs(baseline, window) for window in raw])
+    return x, np.array(labels, np.int8)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """Convert a trained physio model to TFLite: float, and full-integer int8.
 
-    TF_USE_LEGACY_KERAS=1 python -m tools.physio.convert --keras model.h5 \\
+    TF_USE_LEGACY_KERAS=1 python -m tools.physio.convert --keras physio_lstm.h5 \\
         --data physio_steps.npz --out models/physio
 
 Full-integer int8 (int8 input, weights, activations and output) calibrated on a
@@ -22,7 +22,7 @@ import numpy as np
 
 FLOAT_NAME = "physio_lstm_float.tflite"
 INT8_NAME = "physio_lstm_int8.tflite"
-REPRESENTATIVE_SEQUENCES = 400
+REPRESENTATIVE_SEQUENCES = 1500
 
 
 def to_tflite(model, representative: np.ndarray, int8: bool, seed: int = 0) -> bytes:
@@ -66,16 +66,16 @@ def main(argv: list[str] | None = None) -> None:
     from tools.physio.sequences import subject_sequences
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--keras", required=True, type=Path, help="tf_keras model (.h5 or SavedModel)")
+    ap.add_argument("--keras", required=True, type=Path,
+                    help="inference tf_keras model (.h5), as saved by train --keras-out")
     ap.add_argument("--data", required=True, type=Path, help="dataset .npz for calibration")
     ap.add_argument("--out", type=Path, default=Path("models/physio"))
     args = ap.parse_args(argv)
-    from tools.physio.train import inference_model
-
-    trained = keras.models.load_model(args.keras)
-    steps = int(trained.input_shape[1])
-    units = next(layer.units for layer in trained.layers if isinstance(layer, keras.layers.LSTM))
-    model = inference_model(trained, steps, units)
+    model = keras.models.load_model(args.keras)
+    if model.input_shape[0] != 1:
+        raise SystemExit(f"{args.keras}: input batch {model.input_shape[0]}, need the batch-1 "
+                         "inference model that train --keras-out writes")
+    steps = int(model.input_shape[1])
     x = np.concatenate([subject_sequences(s, steps, hop=5)[0] for s in load_steps(args.data)])
     for p in write_models(model, x, args.out):
         print(f"wrote {p} ({p.stat().st_size} bytes)")

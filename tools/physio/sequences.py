@@ -5,17 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from models.physio.features import SEQUENCE_STEPS
+from models.physio.inputs import model_inputs
 from tools.physio.dataset import SubjectSteps
 
 
 def subject_sequences(s: SubjectSteps, steps: int = SEQUENCE_STEPS, hop: int = 1):
-    """(X: n x steps x 6 normalised, y: n, end index: n) for one subject.
+    """(X: n x steps x inputs (``models.physio.inputs``), y: n, end index: n) for one subject.
 
     A sequence ends at step e and carries the label of that last second: the device scores
     the minute that has just ended, and its label is what is happening now. Sequences whose
     last second has no label are left out.
     """
-    x = s.baseline.normalise(s.values)
+    x = model_inputs(s.baseline, s.values)
     if len(x) < steps:
         return np.empty((0, steps, x.shape[1]), np.float32), np.empty(0, np.int8), np.empty(0, int)
     ends = np.arange(steps - 1, len(x), hop)
@@ -23,6 +24,16 @@ def subject_sequences(s: SubjectSteps, steps: int = SEQUENCE_STEPS, hop: int = 1
     windows = np.lib.stride_tricks.sliding_window_view(x, steps, axis=0)  # n x 6 x steps
     seqs = np.ascontiguousarray(windows[ends - steps + 1].transpose(0, 2, 1), dtype=np.float32)
     return seqs, s.labels[ends].astype(np.int8), ends
+
+
+def settled(labels: np.ndarray, ends: np.ndarray, settle_s: int = 20) -> np.ndarray:
+    """True for sequence ends at least ``settle_s`` steps after the last label change: the
+    restricted protocol leaves out the first seconds of each task and of each recovery,
+    where the body has not caught up with the label yet."""
+    labels = np.asarray(labels)
+    change = np.flatnonzero(np.diff(labels) != 0) + 1
+    last = np.concatenate(([0], change))[np.searchsorted(change, ends, side="right")]
+    return ends - last >= settle_s
 
 
 def summary_features(x: np.ndarray) -> np.ndarray:

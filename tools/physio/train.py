@@ -8,7 +8,9 @@ With ``--folds K`` (K >= 2) it first trains K models, each with a group of subje
 out, and prints out-of-fold AUROC per subject (float and int8) next to a logistic
 regression on the same features; then it trains on every subject and writes
 ``physio_lstm_float.tflite``, ``physio_lstm_int8.tflite`` and ``physio_lstm.json`` (training
-subjects, settings, cross-validation figures) to ``--out``.
+subjects, settings, cross-validation figures) to ``--out``. ``--seeds N`` (default 2) trains N
+models with consecutive seeds and exports their average as one graph; the cross-validation
+scores that same ensemble. ``--cv-predictions`` keeps the out-of-fold scores for analysis.
 
 The model is built with tf_keras (``TF_USE_LEGACY_KERAS=1``, set here before TensorFlow is
 imported): its LSTM converts to TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM, which quantizes
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.physio.features import FEATURE_NAMES, SEQUENCE_STEPS
+from models.physio.features import SEQUENCE_STEPS
+from models.physio.inputs import INPUT_NAMES
 from tools.physio import convert
 from tools.physio.dataset import SubjectSteps, build, load_steps
 from tools.physio.sequences import (
@@ -37,39 +40,64 @@ from tools.physio.sequences import (
     balanced_accuracy,
     expected_calibration_error,
     grouped_folds,
+    settled,
     subject_sequences,
     summary_features,
 )
 
 
-def build_model(steps: int = SEQUENCE_STEPS, units: int = 32, batch_size: int | None = None):
+def build_model(steps: int = SEQUENCE_STEPS, units: int = 32, batch_size: int | None = None,
+                conv_filters: int = 0, noise: float = 0.1, pool: int = 1):
+    """LSTM classifier; ``conv_filters`` > 0 puts a causal 1-D convolution (5 s kernel) in
+    front, which converts to int8 CONV_2D next to the fused LSTM; ``pool`` > 1 averages
+    that many steps before the LSTM (fewer, smoother steps: less noise for it to carry and
+    a shorter int8 recurrence)."""
     import tf_keras as keras
 
-    return keras.Sequential([
-        keras.layers.Input(shape=(steps, len(FEATURE_NAMES)), batch_size=batch_size),
+    layers = [
+        keras.layers.Input(shape=(steps, len(INPUT_NAMES)), batch_size=batch_size),
         # Training-time only: sensor noise after baseline normalisation; dropped on export.
-        keras.layers.GaussianNoise(0.1),
+        keras.layers.GaussianNoise(noise),
+    ]
+    if conv_filters:
+        layers.append(keras.layers.Conv1D(conv_filters, 5, padding="causal", activation="relu"))
+    if pool > 1:
+        layers.append(keras.layers.AveragePooling1D(pool))
+    layers += [
         keras.layers.LSTM(units),
         keras.layers.Dropout(0.2),
         keras.layers.Dense(16, activation="relu"),
         keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    ]
+    return keras.Sequential(layers)
 
 
-def inference_model(model, steps: int, units: int):
-    """The same weights with batch 1, the static shape the device runs."""
-    m = build_model(steps, units, batch_size=1)
-    m.set_weights(model.get_weights())
-    return m
+def inference_model(model, steps: int, units: int, conv_filters: int = 0, pool: int = 1):
+    """The same weights with batch 1, the static shape the device runs. A list of models
+    (seeds) becomes one graph averaging their probabilities: one .tflite, one call."""
+    import tf_keras as keras
+
+    members = model if isinstance(model, list) else [model]
+    copies = []
+    for member in members:
+        m = build_model(steps, units, batch_size=1, conv_filters=conv_filters, pool=pool)
+        m.set_weights(member.get_weights())
+        copies.append(m)
+    if len(copies) == 1:
+        return copies[0]
+    x = keras.layers.Input(shape=(steps, len(INPUT_NAMES)), batch_size=1)
+    return keras.Model(x, keras.layers.Average()([m(x) for m in copies]))
 
 
 def fit(subjects: list[SubjectSteps], *, steps: int, units: int, epochs: int, hop: int,
-        max_batches: int | None = None, seed: int = 0, progress: bool = True):
+        max_batches: int | None = None, seed: int = 0, seeds: int = 1, conv_filters: int = 0,
+        noise: float = 0.1, pool: int = 1, progress: bool = True):
+    """Train ``seeds`` models (seeds ``seed``, ``seed + 1``, ...) on the same sequences;
+    returns (models, training sequences)."""
     import tensorflow as tf
     import tf_keras as keras
     from tqdm.keras import TqdmCallback
 
-    tf.keras.utils.set_random_seed(seed)
     parts = [subject_sequences(s, steps, hop) for s in subjects]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts]).astype(np.float32)
@@ -77,17 +105,21 @@ def fit(subjects: list[SubjectSteps], *, steps: int, units: int, epochs: int, ho
         raise ValueError("training data holds one class only")
     # Balanced classes: rest outnumbers stress about 2:1 in Stress-Predict.
     w = {0: 0.5 / np.mean(y == 0), 1: 0.5 / np.mean(y == 1)}
-    model = build_model(steps, units)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
     batch = 128
     steps_per_epoch = int(np.ceil(len(x) / batch))
     if max_batches:
         steps_per_epoch = min(steps_per_epoch, max_batches)
-    ds = (tf.data.Dataset.from_tensor_slices((x, y, np.vectorize(w.get)(y).astype(np.float32)))
-          .shuffle(len(x), seed=seed).repeat().batch(batch))
-    model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0,
-              callbacks=[TqdmCallback(verbose=0, disable=not progress)])
-    return model, x
+    models = []
+    for member_seed in range(seed, seed + seeds):
+        tf.keras.utils.set_random_seed(member_seed)
+        model = build_model(steps, units, conv_filters=conv_filters, noise=noise, pool=pool)
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy")
+        ds = (tf.data.Dataset.from_tensor_slices((x, y, np.vectorize(w.get)(y).astype(np.float32)))
+              .shuffle(len(x), seed=member_seed).repeat().batch(batch))
+        model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0,
+                  callbacks=[TqdmCallback(verbose=0, disable=not progress)])
+        models.append(model)
+    return models, x
 
 
 def _predict_tflite(blob: bytes, x: np.ndarray) -> np.ndarray:
@@ -102,24 +134,27 @@ def _predict_tflite(blob: bytes, x: np.ndarray) -> np.ndarray:
         return np.array([m.run(x[i:i + 1])[0].ravel()[0] for i in range(len(x))], np.float32)
 
 
-def cross_validate(subjects, folds, *, steps, units, epochs, hop, eval_hop, max_batches, progress):
+def cross_validate(subjects, folds, *, steps, units, epochs, hop, eval_hop, max_batches, progress,
+                   seed=0, seeds=1, conv_filters=0, noise=0.1, pool=1, predictions_out=None):
     from sklearn.linear_model import LogisticRegression
 
     by_name = {s.subject: s for s in subjects}
     rows = {}
-    pooled = {"float": [], "int8": [], "logreg": [], "y": []}
+    pooled = {"float": [], "int8": [], "logreg": [], "y": [], "settled": []}
+    saved = {}
     for k, held in enumerate(grouped_folds(list(by_name), folds)):
         train = [by_name[n] for n in by_name if n not in held]
         print(f"fold {k + 1}/{folds}: held out {' '.join(held)}")
         model, x_train = fit(train, steps=steps, units=units, epochs=epochs, hop=hop,
-                             max_batches=max_batches, progress=progress)
-        infer = inference_model(model, steps, units)
+                             max_batches=max_batches, progress=progress, seed=seed, seeds=seeds,
+                             conv_filters=conv_filters, noise=noise, pool=pool)
+        infer = inference_model(model, steps, units, conv_filters, pool)
         blob = convert.to_tflite(infer, x_train, int8=True)
         peer = LogisticRegression(max_iter=2000, class_weight="balanced").fit(
             summary_features(x_train),
             np.concatenate([subject_sequences(s, steps, hop)[1] for s in train]))
         for name in held:
-            x, y, _ = subject_sequences(by_name[name], steps, eval_hop)
+            x, y, ends = subject_sequences(by_name[name], steps, eval_hop)
             p_float = infer.predict(x, batch_size=256, verbose=0).ravel()
             p_int8 = _predict_tflite(blob, x)
             p_lr = peer.predict_proba(summary_features(x))[:, 1]
@@ -130,13 +165,20 @@ def cross_validate(subjects, folds, *, steps, units, epochs, hop, eval_hop, max_
             for key, p in (("float", p_float), ("int8", p_int8), ("logreg", p_lr)):
                 pooled[key].append(p)
             pooled["y"].append(y)
+            pooled["settled"].append(settled(by_name[name].labels, ends))
+            saved.update({f"{name}/ends": ends, f"{name}/y": y, f"{name}/float": p_float,
+                          f"{name}/int8": p_int8, f"{name}/logreg": p_lr})
             print(f"  {name}: AUROC float {rows[name]['auroc_float']:.3f} "
                   f"int8 {rows[name]['auroc_int8']:.3f} logreg {rows[name]['auroc_logreg']:.3f}")
+    if predictions_out:
+        np.savez_compressed(predictions_out, **saved)
     y = np.concatenate(pooled["y"])
+    keep = np.concatenate(pooled["settled"])
     summary = {"folds": folds, "eval_hop_s": eval_hop, "per_subject": rows}
     for key in ("float", "int8", "logreg"):
         p = np.concatenate(pooled[key])
         summary[key] = {"auroc_pooled": auroc(y, p),
+                        "auroc_pooled_settled_20s": auroc(y[keep], p[keep]),
                         "auroc_mean_subject": float(np.mean([r[f"auroc_{key}"] for r in rows.values()])),
                         "balanced_accuracy": balanced_accuracy(y, p),
                         "ece": expected_calibration_error(y, p)}
@@ -152,13 +194,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subjects", nargs="*", help="subjects to use (default: all)")
     ap.add_argument("--out", type=Path, default=Path("models/physio"))
     ap.add_argument("--folds", type=int, default=5, help="subject-grouped folds; < 2 skips CV")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--units", type=int, default=32)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--units", type=int, default=16)
+    ap.add_argument("--conv-filters", type=int, default=0, help="causal Conv1D before the LSTM")
+    ap.add_argument("--seed", type=int, default=0, help="first seed")
+    ap.add_argument("--seeds", type=int, default=2, help="models averaged in one graph")
+    ap.add_argument("--noise", type=float, default=0.2, help="training input noise (SD)")
+    ap.add_argument("--pool", type=int, default=1, help="steps averaged before the LSTM")
+    ap.add_argument("--cv-predictions", type=Path, help="save out-of-fold predictions (.npz)")
     ap.add_argument("--steps", type=int, default=SEQUENCE_STEPS, help="sequence length (s)")
-    ap.add_argument("--hop", type=int, default=2, help="training sequence hop (s)")
+    ap.add_argument("--hop", type=int, default=3, help="training sequence hop (s)")
     ap.add_argument("--eval-hop", type=int, default=5, help="evaluation sequence hop (s)")
     ap.add_argument("--max-batches", type=int, help="cap batches per epoch (smoke runs)")
-    ap.add_argument("--keras-out", type=Path, help="also save the trained tf_keras model (.h5)")
+    ap.add_argument("--keras-out", type=Path, help="also save the inference tf_keras model (.h5)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
@@ -170,22 +218,28 @@ def main(argv: list[str] | None = None) -> None:
         subjects = build(args.data, args.subjects, progress=not args.no_progress)
     if not subjects:
         raise SystemExit(f"no subjects in {args.data}")
-    common = dict(steps=args.steps, units=args.units, epochs=args.epochs, hop=args.hop,
-                  max_batches=args.max_batches, progress=not args.no_progress)
+    common = {"steps": args.steps, "units": args.units, "epochs": args.epochs, "hop": args.hop,
+              "max_batches": args.max_batches, "progress": not args.no_progress,
+              "seed": args.seed, "seeds": args.seeds, "conv_filters": args.conv_filters,
+              "noise": args.noise, "pool": args.pool}
     cv = None
     if args.folds >= 2:
-        cv = cross_validate(subjects, args.folds, eval_hop=args.eval_hop, **common)
+        cv = cross_validate(subjects, args.folds, eval_hop=args.eval_hop,
+                            predictions_out=args.cv_predictions, **common)
         print(json.dumps({k: v for k, v in cv.items() if k != "per_subject"}))
     print(f"final model on {len(subjects)} subjects")
-    model, x_train = fit(subjects, **common)
+    models, x_train = fit(subjects, **common)
+    infer = inference_model(models, args.steps, args.units, args.conv_filters, args.pool)
     if args.keras_out:
-        model.save(args.keras_out)
-    paths = convert.write_models(inference_model(model, args.steps, args.units), x_train, args.out)
+        infer.save(args.keras_out)
+    paths = convert.write_models(infer, x_train, args.out)
     import tensorflow as tf
 
-    meta = {"features": list(FEATURE_NAMES), "steps": args.steps, "step_s": 1.0,
+    meta = {"features": list(INPUT_NAMES), "steps": args.steps, "step_s": 1.0,
             "label": "label of the sequence's last second (1 stress, 0 rest)",
             "training_subjects": [s.subject for s in subjects], "units": args.units,
+            "conv_filters": args.conv_filters, "seed": args.seed, "seeds": args.seeds, "noise": args.noise,
+            "pool": args.pool,
             "epochs": args.epochs, "hop_s": args.hop, "tensorflow": tf.__version__,
             "cross_validation": cv}
     (args.out / "physio_lstm.json").write_text(json.dumps(meta, indent=1) + "\n")
