@@ -61,7 +61,7 @@ def test_pain_topic_once_per_hop_with_its_schema(tmp_path):
 
 def test_calibration_survives_a_restart(tmp_path):
     config = make_config(tmp_path)
-    pipeline = Pipeline(config, ScaledClock(3.0), [])
+    pipeline = Pipeline(config, ScaledClock(1.0), [])
     pipeline.run(4.0)  # the signals flowing before the patient is asked to rest
     answer = pipeline.commands.handle("calibrate", b'{"duration_s": 30}')
     assert answer["ok"] and answer["result"]["state"] == "running"
