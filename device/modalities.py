@@ -106,7 +106,6 @@ class FaceWorker:
         return True
 
     def _run(self) -> None:
-        lower_thread_priority(FACE_NICE_INCREMENT)
         speed = getattr(self.clock, "speed", 1.0)
         while not self._stop.is_set():
             if self.state != "ok" and not self._open():
@@ -125,6 +124,8 @@ class FaceWorker:
                 self._set("ok" if self.errors < 10 else "missing", f"analysis failed: {exc}")
                 continue
             self.frames += 1
+            if self.frames == 1:  # models loaded, first estimate out at full speed: now yield
+                lower_thread_priority(FACE_NICE_INCREMENT)
             with self._lock:
                 self._latest = (frame.t_ns, estimate)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -29,12 +30,20 @@ TIME_ERROR = 5  # adjtimex(2): "the system clock is not synchronized to a reliab
 TIMESYNCD_FLAG = Path("/run/systemd/timesync/synchronized")
 
 
+@functools.cache
+def _adjtimex():
+    # Looked up once: ctypes.util.find_library runs ``ldconfig -p`` in a child process, which
+    # on the processing loop (every recheck) cost a fork of the whole app and a latency spike.
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).adjtimex
+    except (OSError, AttributeError):
+        return None
+
+
 def kernel_time_state() -> int | None:
     """``adjtimex`` clock state (0 TIME_OK .. 5 TIME_ERROR); None where it is unavailable."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        adjtimex = libc.adjtimex
-    except (OSError, AttributeError):
+    adjtimex = _adjtimex()
+    if adjtimex is None:
         return None
     # struct timex is 208 bytes on 64-bit Linux, less on 32-bit; its first field is the
     # ``modes`` word, zero here so the call only reads. A larger zeroed buffer is safe.
