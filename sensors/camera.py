@@ -116,27 +116,37 @@ def astronaut_photo() -> np.ndarray:
     return data.astronaut()
 
 
+#: Output rows warped per pass: the temporaries of one pass stay ~1 MB instead of ~57 MB for a
+#: whole 640 x 480 frame (peak RSS on the device), and the gathers stay in cache.
+WARP_BAND_ROWS = 32
+
+
 def similarity_warp(photo: np.ndarray, out_hw: tuple[int, int], scale: float, angle_rad: float,
                     shift_xy: tuple[float, float], fill: int = 96) -> np.ndarray:
     """The photo scaled, rotated about its centre and shifted, on an ``out_hw`` canvas (bilinear)."""
     out_h, out_w = out_hw
     src = photo if photo.ndim == 3 else photo[:, :, None]
-    h, w, _ = src.shape
-    ys, xs = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
+    h, w, channels = src.shape
+    flat = src.reshape(h * w, channels)
     c, s = math.cos(angle_rad) / scale, math.sin(angle_rad) / scale
-    dx = xs + 0.5 - out_w / 2.0 - shift_xy[0]  # pixel centres
-    dy = ys + 0.5 - out_h / 2.0 - shift_xy[1]
-    sx = c * dx + s * dy + w / 2.0 - 0.5
-    sy = -s * dx + c * dy + h / 2.0 - 0.5
-    x0, y0 = np.floor(sx).astype(np.intp), np.floor(sy).astype(np.intp)
-    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
-    inside = ((x0 >= 0) & (y0 >= 0) & (x0 < w - 1) & (y0 < h - 1))[..., None]
-    x0, y0 = np.clip(x0, 0, w - 2), np.clip(y0, 0, h - 2)
-    p = src.astype(np.float32)
-    top = p[y0, x0] * (1 - fx) + p[y0, x0 + 1] * fx
-    bottom = p[y0 + 1, x0] * (1 - fx) + p[y0 + 1, x0 + 1] * fx
-    out = np.where(inside, top * (1 - fy) + bottom * fy, np.float32(fill))
-    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    dx = np.arange(out_w, dtype=np.float32)[None, :] + 0.5 - out_w / 2.0 - shift_xy[0]  # pixel centres
+    out = np.empty((out_h, out_w, channels), np.uint8)
+    for top_row in range(0, out_h, WARP_BAND_ROWS):
+        rows = np.arange(top_row, min(top_row + WARP_BAND_ROWS, out_h), dtype=np.float32)[:, None]
+        dy = rows + 0.5 - out_h / 2.0 - shift_xy[1]
+        sx = c * dx + s * dy + w / 2.0 - 0.5
+        sy = -s * dx + c * dy + h / 2.0 - 0.5
+        x0, y0 = np.floor(sx).astype(np.intp), np.floor(sy).astype(np.intp)
+        fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+        inside = ((x0 >= 0) & (y0 >= 0) & (x0 < w - 1) & (y0 < h - 1))[..., None]
+        at = np.clip(y0, 0, h - 2) * w + np.clip(x0, 0, w - 2)  # top-left neighbour, flat
+        p00, p01 = flat.take(at, axis=0).astype(np.float32), flat.take(at + 1, axis=0).astype(np.float32)
+        p10 = flat.take(at + w, axis=0).astype(np.float32)
+        p11 = flat.take(at + w + 1, axis=0).astype(np.float32)
+        upper = p00 * (1 - fx) + p01 * fx
+        lower = p10 * (1 - fx) + p11 * fx
+        band = np.where(inside, upper * (1 - fy) + lower * fy, np.float32(fill))
+        out[top_row:top_row + len(rows)] = np.clip(band + 0.5, 0, 255).astype(np.uint8)
     return out if photo.ndim == 3 else out[:, :, 0]
 
 
