@@ -190,6 +190,28 @@ def parse_broker(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def with_broker(config: PainmonConfig, broker: str | None, stack: ExitStack,
+                out: TextIO) -> PainmonConfig:
+    """The configuration pointed at ``broker`` (HOST:PORT), else at localhost:1883 when a
+    broker answers there, else at a loopback-only broker started for this run (closed by
+    ``stack``)."""
+    if broker:
+        host, port = parse_broker(broker)
+        protocol = config.mqtt.protocol
+    else:
+        # Only a run without a broker may start one (asyncio costs ~1 MB of RSS).
+        from device.broker import EmbeddedBroker, broker_answers
+
+        if broker_answers("127.0.0.1", 1883):
+            host, port, protocol = "127.0.0.1", 1883, config.mqtt.protocol
+        else:
+            embedded = stack.enter_context(EmbeddedBroker())
+            host, port, protocol = embedded.host, embedded.port, embedded.protocol
+            print(f"no MQTT broker on localhost:1883; started one on {host}:{port}", file=out)
+    return config.model_copy(update={"mqtt": config.mqtt.model_copy(
+        update={"host": host, "port": port, "protocol": protocol})})
+
+
 def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: float = 1.0,
              config_path: str | None = None, camera: str | None = None,
              out: TextIO = sys.stdout, quiet: bool = False, record: str | None = None) -> int:
@@ -198,22 +220,10 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
     config = config.model_copy(update={"hardware": "emulated"})
     if camera is not None:
         config = config.model_copy(update={"face": config.face.model_copy(update={"camera": camera})})
-    if not broker:  # only a demo without a broker may start one (asyncio is ~1 MB of RSS)
-        from device.broker import EmbeddedBroker, broker_answers
-
     boot_id = uuid.uuid4().hex[:12]
     with ExitStack() as stack:
-        if broker:
-            host, port = parse_broker(broker)
-            protocol = config.mqtt.protocol
-        elif broker_answers("127.0.0.1", 1883):
-            host, port, protocol = "127.0.0.1", 1883, config.mqtt.protocol
-        else:
-            embedded = stack.enter_context(EmbeddedBroker())
-            host, port, protocol = embedded.host, embedded.port, embedded.protocol
-            print(f"no MQTT broker on localhost:1883; started one on {host}:{port}", file=out)
-        config = config.model_copy(update={"mqtt": config.mqtt.model_copy(
-            update={"host": host, "port": port, "protocol": protocol})})
+        config = with_broker(config, broker, stack, out)
+        host, port, protocol = config.mqtt.host, config.mqtt.port, config.mqtt.protocol
         topic_root = f"{config.mqtt.topic_prefix}/{config.device_id}"
         print(f"painmon demo: emulated board -> drivers -> signal path -> MQTT {host}:{port} "
               f"topic {topic_root}/#  (speed x{speed:g}, Ctrl-C stops)", file=out, flush=True)

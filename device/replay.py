@@ -122,8 +122,7 @@ def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
                outputs: list[Callable[[str, dict], None]] | None = None,
                quiet: bool = False) -> int:
     """Replay ``path`` through the pipeline, publishing over MQTT like the device."""
-    from device.app import ConsoleSubscriber, _stop_on_signals, mqtt_output, parse_broker
-    from device.broker import EmbeddedBroker, broker_answers
+    from device.app import ConsoleSubscriber, _stop_on_signals, mqtt_output, with_broker
     from device.mqtt import MqttLink
     from device.pipeline import Pipeline
 
@@ -132,16 +131,8 @@ def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
     hop_ns = round(config.processing.hop_s * 1e9)
     boot_id = uuid.uuid4().hex[:12]
     with ExitStack() as stack:
-        if broker:
-            host, port = parse_broker(broker)
-            protocol = config.mqtt.protocol
-        elif broker_answers("127.0.0.1", 1883):
-            host, port, protocol = "127.0.0.1", 1883, config.mqtt.protocol
-        else:
-            embedded = stack.enter_context(EmbeddedBroker())
-            host, port, protocol = embedded.host, embedded.port, embedded.protocol
-        config = config.model_copy(update={"mqtt": config.mqtt.model_copy(
-            update={"host": host, "port": port, "protocol": protocol})})
+        config = with_broker(config, broker, stack, out)
+        host, port, protocol = config.mqtt.host, config.mqtt.port, config.mqtt.protocol
         topic_root = f"{config.mqtt.topic_prefix}/{config.device_id}"
         print(f"painmon replay: {recording.source} recording {recording.name} "
               f"({recording.duration_s:.0f} s, {', '.join(sorted(recording.blocks))}) -> MQTT "
