@@ -67,7 +67,7 @@ def test_pipeline_vitals_follow_the_simulator():
 def test_demo_publishes_vitals_to_an_outside_broker(mosquitto, mqtt_probe, tmp_path):
     device_id = "bed-12"
     probe = mqtt_probe(mosquitto.host, mosquitto.port, f"painmon/{device_id}/#")
-    proc = demo_process("--seconds", "20", "--broker", f"{mosquitto.host}:{mosquitto.port}",
+    proc = demo_process("--seconds", "24", "--broker", f"{mosquitto.host}:{mosquitto.port}",
                         "--config", write_config(tmp_path, device_id))
     out, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, out
@@ -80,7 +80,7 @@ def test_demo_publishes_vitals_to_an_outside_broker(mosquitto, mqtt_probe, tmp_p
 
     # The rest scenario holds the heart rate; every 10 s window of the run lies in this range.
     simulator = PhysiologySimulator(Scenario.rest(), seed=7)
-    truths = [simulator.hr_bpm(t - 10, t) for t in np.arange(10, 24, 0.5)]
+    truths = [simulator.hr_bpm(t - 10, t) for t in np.arange(10, 28, 0.5)]
     with_hr = [v for v in vitals if v["hr_bpm"]["ppg"] is not None]
     assert len(with_hr) >= 8, vitals
     for v in with_hr:
