@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from device.fetch_models import default_model_dir, fetch_models
 from models.face import FaceEstimator
 from sensors.camera import ImageFolderSource, PhotoSource, VideoFileSource
 from sensors.clock import SteppedClock
+from tools.bench import cpu_name
 
 PEER_VENV = Path.home() / ".cache" / "painmon" / "peer-venv"
 PEER_REQUIREMENTS = ["mediapipe==0.10.14", "numpy<2"]
@@ -129,16 +129,6 @@ def run_peer(frames: np.ndarray, python: Path, warmup: int) -> dict:
     return out
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench.face", description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200)
@@ -189,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "face",
         "data": args.data or "skimage.data.astronaut (moving)",
         "results": results,
-        "machine": {"cpu": _cpu_name(), "threads": 1, "pinned_cpu": cpu, "load_avg_1m": os.getloadavg()[0]},
+        "machine": {"cpu": cpu_name(), "threads": 1, "pinned_cpu": cpu, "load_avg_1m": os.getloadavg()[0]},
     }))
     return 0
 

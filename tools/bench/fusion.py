@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from models.fusion import FusionContext, FusionSettings, PainFusion
 from models.physio.estimator import PhysioEstimator
+from tools.bench import cpu_name
 from tools.fusion_sim import Person, Session, demo_base_landmarks, face_estimates, physio_estimates
 
 SKIP_S = 90.0
@@ -112,16 +111,6 @@ def evaluate(people: int, duration_s: float, seed: int) -> dict:
         "n_people": people, "n_seconds": int(keep.sum()), "positives": int(y[keep].sum())}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench.fusion",
                                      description=__doc__.splitlines()[0])
@@ -155,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "physio_alone": {"auroc_all": r["face_gone"]},
             "face_alone": {"auroc_all": r["physio_gone"]},
         },
-        "machine": {"cpu": _cpu_name(), "threads": 1, "load_avg_1m": os.getloadavg()[0]},
+        "machine": {"cpu": cpu_name(), "threads": 1, "load_avg_1m": os.getloadavg()[0]},
     }))
     return 0
 

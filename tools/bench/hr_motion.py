@@ -25,6 +25,7 @@ import numpy as np
 
 from models.vitals import VitalsTracker
 from sensors.types import SampleBlock
+from tools.bench import cpu_name
 from tools.datasets import SPC_STEP_S, SPC_WINDOW_S, find_spc_recordings, load_spc_recording
 
 BLOCK_S = 0.25
@@ -32,13 +33,7 @@ DEVICE_GATE = 0.5
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {"cpu": cpu, "threads": 1, "python": platform.python_version()}
+    return {"cpu": cpu_name(), "threads": 1, "python": platform.python_version()}
 
 
 def painmon_windows(rec, n_windows: int) -> tuple[np.ndarray, np.ndarray]:
