@@ -8,8 +8,11 @@ register selecting one of four 16-bit registers (MSB first); single-shot convers
 by writing OS=1 in power-down, done 1/DR later (OS reads 0 meanwhile, 1 when done);
 continuous mode converting every 1/DR from the CONFIG write that (re)started it; all eight
 MUX settings; inputs clamped by the ESD diodes to GND-0.3 V .. VDD+0.3 V, the difference
-clipped to +-FS and quantised to 16-bit two's complement. The comparator is not modelled
-beyond its registers (``conversion_ready_mode`` tells whether ALERT/RDY is set up as RDY).
+clipped to +-FS and quantised to 16-bit two's complement. The comparator is modelled only
+as the conversion-ready signal ("Conversion Ready Pin"): with ``interrupt`` (a
+``sensors.emulated.pins.InterruptLine``) and ALERT/RDY set up as RDY, the line goes low when a
+single-shot conversion finishes (high again when the next starts), and pulses after each
+conversion in continuous mode. Threshold comparisons are not modelled.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ class EmulatedAds1115:
         *,
         vdd_v: float = 3.3,
         rate_error: float = 0.0,
+        interrupt=None,
     ) -> None:
         self.clock = clock
+        self.interrupt = interrupt
         self.source = source
         self.vdd_v = vdd_v
         self.rate_error = rate_error
@@ -104,6 +109,42 @@ class EmulatedAds1115:
                 self.regs.set("CONVERSION", code & 0xFFFF)
                 self._cont_seen = done
 
+    # -- ALERT/RDY ---------------------------------------------------------------------------
+    def _on_single_done(self) -> None:
+        self._settle(self.clock.now_ns())
+        if self._single_done_ns is None and not self.conversion_stuck and self.conversion_ready_mode:
+            self.interrupt.assert_()
+
+    def _on_continuous_done(self, anchor_ns: int) -> None:
+        if self._cont_anchor_ns != anchor_ns or not self.conversion_ready_mode:
+            return  # restarted or stopped since
+        now_ns = self.clock.now_ns()
+        self._settle(now_ns)
+        if not self.conversion_stuck:
+            self.interrupt.pulse()
+        self._schedule_continuous(now_ns)
+
+    def _schedule_continuous(self, now_ns: int) -> None:
+        anchor = self._cont_anchor_ns
+        period = self.period_ns()
+        next_ns = anchor + ((now_ns - anchor) // period + 1) * period
+        self.interrupt.wake_at(next_ns, lambda: self._on_continuous_done(anchor))
+
+    def _drive_ready(self, now_ns: int) -> None:
+        """After a CONFIG write: release RDY and have it fall when the conversion is done."""
+        line = self.interrupt
+        if line is None:
+            return
+        line.release()
+        if not self.conversion_ready_mode:
+            line.wake_at(None, None)
+        elif self._single_done_ns is not None:
+            line.wake_at(self._single_done_ns, self._on_single_done)
+        elif self._cont_anchor_ns is not None:
+            self._schedule_continuous(now_ns)
+        else:
+            line.wake_at(None, None)
+
     @property
     def converting(self) -> bool:
         return self._single_done_ns is not None or self._cont_anchor_ns is not None
@@ -159,9 +200,11 @@ class EmulatedAds1115:
             # Continuous mode: a CONFIG write restarts the conversion cycle.
             self._single_done_ns = None
             self._cont_anchor_ns, self._cont_seen = now_ns, 0
+            self._drive_ready(now_ns)
             return
         self._cont_anchor_ns = None
         # Config Register: OS=1 starts a single-shot conversion only from power-down.
         if fields["OS"] and not was_single_busy:
             self._single_code = int(self.convert(now_ns, fields["MUX"], fields["PGA"])[0])
             self._single_done_ns = now_ns + self.period_ns(fields["DR"])
+            self._drive_ready(now_ns)

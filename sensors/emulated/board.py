@@ -5,8 +5,10 @@ front-ends - a GSR divider and an AD8232 ECG output - go to an ADS1115 at 0x48 (
 the SPI variant, to an MCP3008 on spidev0.0. The ECG can come from an ADS1292R on spidev0.1
 instead of the AD8232. Every chip is fed by one `PhysiologySimulator`, so PPG, ECG, EDA and
 motion are coherent, and the real drivers read it through the same smbus2 / spidev calls they
-use on a Raspberry Pi. Digital lines (ADS1292R DRDY, AD8232 LO+/LO-) are gpiozero
-``MockFactory`` pins driven by a ``Ticker`` thread.
+use on a Raspberry Pi. Digital lines are gpiozero ``MockFactory`` pins: the ADS1292R's DRDY and
+the AD8232's LO+/LO- are driven by a ``Ticker`` thread, the MAX30102's INT and the ADS1115's
+ALERT/RDY by a ``PinScheduler`` at the moment the chip raises them. ``pins`` maps the roles
+"ppg_int", "adc_alert", "ecg_drdy", "ecg_lo_plus", "ecg_lo_minus" to GPIO numbers.
 
 Faults, for tests and demonstrations (``name`` is "ppg", "accel", "adc" or "ecg"):
 
@@ -36,7 +38,7 @@ from sensors.emulated.max3010x import EmulatedMax30101, EmulatedMax30102
 from sensors.emulated.mcp3008 import EmulatedMcp3008
 from sensors.emulated.mpu6050 import EmulatedMpu6050
 from sensors.emulated.physiology import PhysiologySimulator
-from sensors.emulated.pins import EmulatedPinDriver, Ticker
+from sensors.emulated.pins import EmulatedPinDriver, InterruptLine, PinScheduler, Ticker
 from sensors.emulated.scenario import FLAG_FIELDS, State
 from sensors.emulated.spi import EmulatedSpiDev
 from sensors.frontends import Ad8232, GsrDivider
@@ -129,11 +131,14 @@ class EmulatedBoard:
 
             pin_factory = MockFactory()
         self.pin_factory = pin_factory
-        self.pins = {role: EmulatedPinDriver(pin_factory, n, level=role.endswith("drdy"))
+        # Data-ready lines idle high (active low); the LO outputs idle low (leads on).
+        self.pins = {role: EmulatedPinDriver(pin_factory, n, level=not role.startswith("ecg_lo"))
                      for role, n in pins.items()}
+        self.pin_scheduler = (PinScheduler(clock) if {"ppg_int", "adc_alert"} & set(self.pins)
+                              else None)
         ppg_cls = EmulatedMax30101 if ppg_chip == "max30101" else EmulatedMax30102
         self._factories = {
-            "ppg": lambda: ppg_cls(clock, simulator.ppg),
+            "ppg": lambda: ppg_cls(clock, simulator.ppg, interrupt=self._line("ppg_int")),
             "accel": lambda: EmulatedMpu6050(clock, simulator.accel_g),
         }
         self.where: dict[str, tuple[str, object]] = {"ppg": ("i2c", ppg_address),
@@ -143,7 +148,8 @@ class EmulatedBoard:
                                                              v_ref_v=adc_v_ref_v)
             self.where["adc"] = ("spi", tuple(adc_spi))
         else:
-            self._factories["adc"] = lambda: EmulatedAds1115(clock, self.analog_input_v)
+            self._factories["adc"] = lambda: EmulatedAds1115(clock, self.analog_input_v,
+                                                             interrupt=self._line("adc_alert"))
             self.where["adc"] = ("i2c", adc_address)
         if ecg_source == "ads1292r":
             self._factories["ecg"] = lambda: EmulatedAds1292r(
@@ -157,6 +163,12 @@ class EmulatedBoard:
         if ecg_source == "ads1292r" or "ecg_lo_plus" in self.pins:
             targets.append(_ContactFollower(self))
         self.ticker = Ticker(targets, period_s=tick_s).start() if targets else None
+
+    def _line(self, role: str) -> InterruptLine | None:
+        """A fresh chip's interrupt output on the pin wired for ``role``, if one is."""
+        if role not in self.pins:
+            return None
+        return InterruptLine(self.pins[role], self.pin_scheduler)
 
     # -- what the chips see ------------------------------------------------------------------
     def analog_input_v(self, ain: int, t_s: np.ndarray) -> np.ndarray:
@@ -215,6 +227,8 @@ class EmulatedBoard:
     def close(self) -> None:
         if self.ticker is not None:
             self.ticker.stop()
+        if self.pin_scheduler is not None:
+            self.pin_scheduler.close()
 
     # -- cables get pulled -------------------------------------------------------------------
     def unplug(self, name: str) -> None:

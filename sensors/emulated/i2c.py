@@ -53,11 +53,21 @@ class EmulatedI2CBus:
             if address in self.chips:
                 raise ValueError(f"i2c-{self.bus_number}: 0x{address:02x} is taken")
             self.chips[address] = chip
+            # A chip that moves an interrupt line by itself does so under the bus lock, so
+            # its state never changes in the middle of a transaction.
+            line = getattr(chip, "interrupt", None)
+            if line is not None:
+                line.lock = self._lock
         return chip
 
     def detach(self, address: int) -> EmulatedI2CChip | None:
+        """Unplug the chip at ``address``: it NACKs, and its interrupt line floats high."""
         with self._lock:
-            return self.chips.pop(address, None)
+            chip = self.chips.pop(address, None)
+            line = getattr(chip, "interrupt", None)
+            if line is not None:
+                line.disconnect()
+            return chip
 
     def _chip(self, address: int) -> EmulatedI2CChip:
         if self.closed:

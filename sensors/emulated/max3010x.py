@@ -8,6 +8,13 @@ finger at typical perfusion, near 0 with no finger. Time advances with the clock
 transaction the chip catches up with the samples it took since the last one, evaluating the
 source once, vectorised, at their times.
 
+With ``interrupt`` (a ``sensors.emulated.pins.InterruptLine``) the chip drives INT as the data
+sheet describes it ("Interrupt Status"): active low while an enabled flag (A_FULL, PPG_RDY,
+ALC_OVF, DIE_TEMP_RDY) or the unmaskable PWR_RDY is set. Flags clear when INTR_STATUS is read
+and, for A_FULL and PPG_RDY, when FIFO_DATA is read. The line moves at the moment the FIFO
+reaches its almost-full threshold, not at the next transaction: the chip asks the line to
+wake it then.
+
 Counts = intensity x LED current x gain, where the gain grows with the pulse width (charge
 integrated per pulse) and shrinks with the ADC full scale; IR at 7 mA, 411 us, 4096 nA and
 intensity 1.0 gives ``REFERENCE_COUNTS``. Values clip at 2^18 - 1 and, below 18-bit
@@ -66,8 +73,10 @@ class EmulatedMax30102(RegisterChip):
         rev_id: int = 0x03,
         temperature_c: float = 31.25,
         reset_stuck: bool = False,
+        interrupt=None,
     ) -> None:
         super().__init__(RegisterFile(self.regmap))
+        self.interrupt = interrupt
         self.clock = clock
         self.source = source
         self.part_id = part_id
@@ -96,6 +105,49 @@ class EmulatedMax30102(RegisterChip):
         self._emitted = 0
         self._timing = None
         self._temperature_due_ns: int | None = None
+
+    # -- INT ---------------------------------------------------------------------------------------
+    def _int_asserted(self) -> bool:
+        pending_1 = self.regs.get("INTR_STATUS_1") & (self.regs.get("INTR_ENABLE_1") | 0x01)
+        pending_2 = self.regs.get("INTR_STATUS_2") & self.regs.get("INTR_ENABLE_2")
+        return bool(pending_1 or pending_2)
+
+    def _next_event_ns(self) -> int | None:
+        """When a flag that INT reports will next be set by time alone; None: never."""
+        times = []
+        enable_1 = self.regmap["INTR_ENABLE_1"].decode(self.regs.get("INTR_ENABLE_1"))
+        if self._t_start_ns is not None:  # (a stuck FIFO too: it may come unstuck)
+            rate_hz, averaging, _ = self._timing
+            sample_ns = round(1e9 / rate_hz) * averaging
+            needed = None
+            if enable_1["PPG_RDY_EN"]:
+                needed = 1
+            if enable_1["A_FULL_EN"]:
+                threshold = FIFO_DEPTH - self.regs.get_field("FIFO_CONFIG", "FIFO_A_FULL")
+                more = max(1, threshold - self._level)
+                needed = more if needed is None else min(needed, more)
+            if needed is not None:
+                times.append(self._t_start_ns + (self._emitted + needed) * sample_ns)
+        if self._temperature_due_ns is not None and self.regs.get_field(
+                "INTR_ENABLE_2", "DIE_TEMP_RDY_EN"):
+            times.append(self._temperature_due_ns)
+        return min(times) if times else None
+
+    def _update_interrupt(self) -> None:
+        """Put the flags on INT, and have the line wake the chip when they next change."""
+        line = self.interrupt
+        if line is None:
+            return
+        if self._int_asserted():
+            line.assert_()
+            line.wake_at(None, None)  # asserted until the host reads: nothing to wait for
+            return
+        line.release()
+        line.wake_at(self._next_event_ns(), self._on_wake)
+
+    def _on_wake(self) -> None:
+        self._advance()
+        self._update_interrupt()
 
     @property
     def fifo_level(self) -> int:
@@ -235,6 +287,12 @@ class EmulatedMax30102(RegisterChip):
 
     # -- bus ---------------------------------------------------------------------------------------
     def read(self, register: int, length: int) -> list[int]:
+        try:
+            return self._read(register, length)
+        finally:
+            self._update_interrupt()
+
+    def _read(self, register: int, length: int) -> list[int]:
         self._advance()
         out = []
         address = register & 0xFF
@@ -252,7 +310,10 @@ class EmulatedMax30102(RegisterChip):
 
     def write(self, register: int, data: Sequence[int]) -> None:
         self._advance()
-        super().write(register, data)
+        try:
+            super().write(register, data)
+        finally:
+            self._update_interrupt()
 
     def _sample_bytes(self) -> int:
         return BYTES_PER_LED * max(1, len(self.slot_leds()))

@@ -15,6 +15,7 @@ to move without being talked to, so something must let time pass for the chip: a
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from collections.abc import Iterable
@@ -99,3 +100,141 @@ class Ticker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class PinScheduler:
+    """A thread that runs callbacks at given times of a clock: the moment a conversion ends or
+    a FIFO reaches its threshold, when an emulated chip's interrupt line has to move without
+    anybody talking to the chip.
+
+    ``call_at(t_ns, fn)`` runs ``fn()`` in the scheduler's thread once ``clock.now_ns()`` has
+    reached ``t_ns``; it returns a handle for ``cancel``. On a real or scaled clock the thread
+    sleeps until then; on a ``SteppedClock`` (infinite speed) it looks every ``step_s`` of real
+    time whether the clock has been advanced. A callback that raises is logged and counted in
+    ``errors``; the others still run.
+    """
+
+    def __init__(self, clock, *, step_s: float = 0.001, name: str = "emulator-pins") -> None:
+        self.clock = clock
+        self.step_s = step_s
+        self.name = name
+        self.errors: list[BaseException] = []
+        self._queue: list[tuple[int, int, object]] = []  # heap of (t_ns, seq, fn)
+        self._cancelled: set[int] = set()
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, t_ns: int, fn) -> int:
+        with self._cond:
+            if self._stopped:
+                raise RuntimeError(f"{self.name} is closed")
+            self._seq += 1
+            heapq.heappush(self._queue, (int(t_ns), self._seq, fn))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+            return self._seq
+
+    def cancel(self, handle: int | None) -> None:
+        if handle is None:
+            return
+        with self._cond:
+            if any(seq == handle for _, seq, _ in self._queue):
+                self._cancelled.add(handle)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue) - len(self._cancelled)
+
+    def _wait_s(self, t_ns: int) -> float:
+        speed = getattr(self.clock, "speed", 1.0)
+        if speed == float("inf"):
+            return self.step_s
+        return max(0.0, (t_ns - self.clock.now_ns()) / 1e9 / speed)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    if not self._queue:
+                        self._cond.wait()
+                        continue
+                    t_ns, seq, fn = self._queue[0]
+                    if seq in self._cancelled:
+                        heapq.heappop(self._queue)
+                        self._cancelled.discard(seq)
+                        continue
+                    if self.clock.now_ns() >= t_ns:
+                        heapq.heappop(self._queue)
+                        break
+                    self._cond.wait(self._wait_s(t_ns))
+                else:
+                    return
+            try:
+                fn()
+            except Exception as exc:  # reported; the other callbacks still run
+                log.exception("%s: callback %r failed", self.name, fn)
+                self.errors.append(exc)
+
+    def close(self, timeout_s: float = 1.0) -> None:
+        with self._cond:
+            self._stopped = True
+            self._queue.clear()
+            self._cancelled.clear()
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+
+class InterruptLine:
+    """An emulated chip's active-low, open-drain interrupt output (MAX30102 INT, ADS1115
+    ALERT/RDY) on a mock pin: low while the chip asserts it, pulled high otherwise.
+
+    The chip calls ``assert_``/``release`` as its state changes, and ``wake_at(t_ns, fn)`` to
+    have ``fn`` run (under the chip's bus lock) when its state will next change by itself.
+    Only one wake-up is pending at a time: a new one replaces the old. ``disconnect()`` is the
+    cable pulled: the wake-up is dropped and the pull-up takes the line high.
+    """
+
+    def __init__(self, driver: EmulatedPinDriver, scheduler: PinScheduler) -> None:
+        self.driver = driver
+        self.scheduler = scheduler
+        self.lock = threading.RLock()  # replaced by the bus lock when the chip is attached
+        self._wake: int | None = None
+        self.driver.high()
+
+    @property
+    def asserted(self) -> bool:
+        return not self.driver.level
+
+    def assert_(self) -> None:
+        self.driver.low()
+
+    def release(self) -> None:
+        self.driver.high()
+
+    def pulse(self) -> None:
+        """A short low pulse (the ADS1115's 8 us RDY pulse in continuous mode)."""
+        self.driver.low()
+        self.driver.high()
+
+    def wake_at(self, t_ns: int | None, fn) -> None:
+        self.scheduler.cancel(self._wake)
+        self._wake = None
+        if t_ns is None:
+            return
+
+        def run() -> None:
+            with self.lock:
+                self._wake = None
+                fn()
+
+        self._wake = self.scheduler.call_at(t_ns, run)
+
+    def disconnect(self) -> None:
+        self.scheduler.cancel(self._wake)
+        self._wake = None
+        self.driver.high()
