@@ -9,10 +9,17 @@ schedule, each with its own input and gain. Section names refer to the ADS111x d
     adc = Ads1115(bus, 0x48, clock, data_rate_sps=860)
     adc.open()
     volts = adc.read_voltage(ain=0, pga_v=0.512)
+
+With ``alert_pin`` (a GPIO number, or a ``sensors.gpio.DataReadyPin``) the ALERT/RDY output is
+set up as conversion-ready ("Conversion Ready Pin") and a single-shot read waits for its edge
+instead of polling the OS bit over I2C: one transaction less per sample. A missing edge is
+checked against the OS bit once (counted in ``missed_ready_edges``) before it is a timeout; a
+pin that cannot be claimed leaves the driver polling, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Self
@@ -23,6 +30,8 @@ from sensors.bus import ChipIdError
 from sensors.clock import Clock, Deadline, MonotonicClock
 from sensors.regmap import Field, I2CRegisters, Register, RegisterMap
 from sensors.types import SampleBlock
+
+log = logging.getLogger(__name__)
 
 # "Register Map": a pointer byte selects one of four 16-bit registers, sent MSB first.
 ADS1115_REGISTERS = RegisterMap("ADS1115", [
@@ -85,6 +94,8 @@ class Ads1115:
         *,
         data_rate_sps: int = 860,
         bus_number: int | None = None,
+        alert_pin=None,
+        pin_factory=None,
     ) -> None:
         if not 0x48 <= address <= 0x4B:
             raise ValueError(f"ADS1115 address must be 0x48..0x4B (ADDR pin), got 0x{address:02x}")
@@ -99,6 +110,10 @@ class Ads1115:
         self._continuous_fs_v: float | None = None
         self._continuous_first_ns = 0
         self._open = False
+        self._alert_spec, self._pin_factory = alert_pin, pin_factory
+        #: ALERT/RDY (``sensors.gpio.DataReadyPin``) while the driver is open with one.
+        self.ready_pin = None
+        self.missed_ready_edges = 0
 
     @property
     def conversion_s(self) -> float:
@@ -115,6 +130,29 @@ class Ads1115:
         self._comp_que = COMP_QUE_DISABLED
         self._continuous_fs_v = None
         self._open = True
+        self._attach_ready_pin()
+        if self.ready_pin is not None:
+            try:
+                self.enable_conversion_ready_pin()
+            except OSError as exc:
+                self._open = False
+                raise OSError(exc.errno, f"{self.where}: {exc.strerror or exc}") from exc
+
+    def _attach_ready_pin(self) -> None:
+        if self.ready_pin is not None or self._alert_spec is None:
+            return
+        from sensors.gpio import DataReadyPin
+
+        if isinstance(self._alert_spec, DataReadyPin):
+            self.ready_pin = self._alert_spec
+            return
+        try:
+            self.ready_pin = DataReadyPin(self._alert_spec, pin_factory=self._pin_factory,
+                                          pull_up=True, name=f"{self.where} ALERT/RDY",
+                                          clock=self.clock)
+        except Exception as exc:  # noqa: BLE001 - gpiozero raises many kinds; polling still works
+            log.warning("%s: ALERT/RDY on GPIO %s unavailable (%s: %s); polling the OS bit",
+                        self.where, self._alert_spec, type(exc).__name__, exc)
 
     def _identify(self) -> None:
         # The ADS1115 has no ID register. What sets it apart from other chips that may sit at
@@ -141,7 +179,12 @@ class Ads1115:
             return
         self._open = False
         self._continuous_fs_v = None
-        self.regs.write("CONFIG", self._config(0, 2.048, single_shot=True, start=False))
+        pin, self.ready_pin = self.ready_pin, None
+        try:
+            self.regs.write("CONFIG", self._config(0, 2.048, single_shot=True, start=False))
+        finally:
+            if pin is not None and pin is not self._alert_spec:
+                pin.close()
 
     def __enter__(self) -> Self:
         self.open()
@@ -176,8 +219,17 @@ class Ads1115:
         self._require_open()
         config = self._config(ain, pga_v, single_shot=True, start=True)
         self._continuous_fs_v = None
+        pin = self.ready_pin if self._comp_que != COMP_QUE_DISABLED else None
+        if pin is not None:
+            pin.consume()  # edges of earlier conversions
         self.regs.write("CONFIG", config)
-        self.clock.sleep(self.conversion_s)
+        if pin is not None:
+            # RDY goes low when the conversion is done; the oscillator may be 10 % slow.
+            if pin.wait(self.conversion_s * (1 + 2 * RATE_TOLERANCE) + 0.005):
+                return self.code_to_volts(self._read_code(), pga_v)
+            self.missed_ready_edges += 1  # the OS bit tells whether only the edge was lost
+        else:
+            self.clock.sleep(self.conversion_s)
         # "Single-Shot Mode" / Config Register: OS reads 0 while converting, 1 once ready.
         deadline = Deadline(self.clock, 2 * self.conversion_s + 0.01)
         os_mask = ADS1115_REGISTERS["CONFIG"].field("OS").mask

@@ -7,10 +7,17 @@ used in multi-LED mode.
     with Max30102(bus, clock=clock, sample_rate_hz=100) as ppg:
         time.sleep(ppg.poll_interval_s)
         red, ir = ppg.read()              # SampleBlock "ppg_red", "ppg_ir", unit "counts"
+
+With ``int_pin`` (a GPIO number, or a ``sensors.gpio.DataReadyPin``) the chip's INT output -
+open drain, active low - is used: the FIFO-almost-full interrupt (A_FULL) is enabled with the
+threshold at ``INT_THRESHOLD_SAMPLES``, and ``data_ready`` counts its edges, so the host reads
+when samples are waiting instead of on a timer. The timer stays, slower, as a safety net for a
+lost edge; a pin that cannot be claimed leaves the driver polling, with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Self
 
@@ -20,6 +27,8 @@ from sensors.bus import SMBUS_BLOCK_MAX, ChipIdError
 from sensors.clock import Clock, Deadline, MonotonicClock
 from sensors.regmap import Field, I2CRegisters, Register, RegisterMap
 from sensors.types import SampleBlock
+
+log = logging.getLogger(__name__)
 
 DEFAULT_ADDRESS = 0x57
 PART_ID = 0x15
@@ -44,6 +53,12 @@ DEFAULT_LED_CURRENT_MA = 7.0
 #: ambient light and cover-glass crosstalk reach the photodiode (a few thousand counts). The
 #: floor sits between, as a fraction of full scale so it holds for every ADC range.
 FINGER_ON_MIN_FRACTION = 0.04
+#: With INT wired, A_FULL asserts it when this many samples wait (FIFO_A_FULL holds the free
+#: slots left then, 32 - 17 = 15, its largest value): a read every 170 ms at 100 Hz, and 150 ms
+#: to spare before the FIFO fills.
+INT_THRESHOLD_SAMPLES = 17
+#: With INT wired, a read happens at the latest this many samples after the last one.
+INT_FALLBACK_SAMPLES = 25
 
 
 def finger_present(counts, full_scale_counts: int = (1 << 18) - 1) -> bool:
@@ -150,6 +165,8 @@ class Max30102:
         led_current_ma: Mapping[str, float] | None = None,
         fifo_rollover: bool = False,
         bus_number: int | None = None,
+        int_pin=None,
+        pin_factory=None,
     ) -> None:
         if not 0x03 <= address <= 0x77:
             raise ValueError(f"{self.chip}: address 0x{address:02x} is not a 7-bit I2C address")
@@ -176,6 +193,9 @@ class Max30102:
         self._next_t0_ns: int | None = None
         # Rollover off and OVF_COUNTER saturated: where the unknown-length gap starts.
         self._gap_start_ns: int | None = None
+        self._int_spec, self._pin_factory = int_pin, pin_factory
+        #: The INT line (``sensors.gpio.DataReadyPin``) while the driver is open with one.
+        self.data_ready = None
 
     # -- settings ------------------------------------------------------------------------------
     def _check_settings(self, mode, rate_hz, averaging, pw_us, range_na) -> None:
@@ -225,7 +245,10 @@ class Max30102:
 
     @property
     def poll_interval_s(self) -> float:
-        """Read at least this often: a third of the time the 32-sample FIFO takes to fill."""
+        """Read at least this often: a third of the time the 32-sample FIFO takes to fill, or,
+        with INT in use, a little after the interrupt should have come."""
+        if self.data_ready is not None:
+            return INT_FALLBACK_SAMPLES / self.rate_hz
         return FIFO_DEPTH / self.rate_hz / 3.0
 
     @property
@@ -251,12 +274,15 @@ class Max30102:
                 f"{self._where()}: PART_ID is 0x{found:02x}{hint}, expected 0x{PART_ID:02x}")
         self.revision_id = self._regs.read("REV_ID")
         self._reset()
+        self._attach_int()
         self._configure()
         # Zeroing both pointers and the overflow counter empties the FIFO, dropping anything
         # sampled while the registers were being written.
         self.bus.write_i2c_block_data(self.address, _FIFO_POINTERS, [0, 0, 0])
-        self._regs.read("INTR_STATUS_1")  # status bits clear on read
+        self._regs.read("INTR_STATUS_1")  # status bits clear on read (and INT is released)
         self._regs.read("INTR_STATUS_2")
+        if self.data_ready is not None:
+            self.data_ready.consume()  # edges from before the FIFO was emptied
         # The first sample lands one output period after sampling starts.
         self._next_t0_ns = self.clock.now_ns() + round(1e9 / self.rate_hz)
         self._gap_start_ns = None
@@ -272,11 +298,30 @@ class Max30102:
                     f"{self._where()}: RESET bit did not clear within {_RESET_TIMEOUT_S} s")
             self.clock.sleep(0.001)
 
+    def _attach_int(self) -> None:
+        if self.data_ready is not None or self._int_spec is None:
+            return
+        from sensors.gpio import DataReadyPin
+
+        if isinstance(self._int_spec, DataReadyPin):
+            self.data_ready = self._int_spec
+            return
+        try:
+            self.data_ready = DataReadyPin(self._int_spec, pin_factory=self._pin_factory,
+                                           pull_up=True, name=f"{self._where()} INT",
+                                           clock=self.clock)
+        except Exception as exc:  # noqa: BLE001 - gpiozero raises many kinds; polling still works
+            log.warning("%s: INT on GPIO %s unavailable (%s: %s); polling the FIFO instead",
+                        self._where(), self._int_spec, type(exc).__name__, exc)
+
     def _configure(self) -> None:
         rm = self.regmap
+        use_int = self.data_ready is not None
         self._regs.write("FIFO_CONFIG", rm["FIFO_CONFIG"].encode(
             SMP_AVE=AVERAGING.index(self.sample_averaging),
-            FIFO_ROLLOVER_EN=int(self.fifo_rollover)))
+            FIFO_ROLLOVER_EN=int(self.fifo_rollover),
+            FIFO_A_FULL=FIFO_DEPTH - INT_THRESHOLD_SAMPLES if use_int else 0))
+        self._regs.write("INTR_ENABLE_1", rm["INTR_ENABLE_1"].encode(A_FULL_EN=int(use_int)))
         self._regs.write("SPO2_CONFIG", rm["SPO2_CONFIG"].encode(
             SPO2_ADC_RGE=ADC_RANGES_NA.index(self.adc_range_na),
             SPO2_SR=SAMPLE_RATES_HZ.index(self.sample_rate_hz),
@@ -296,7 +341,15 @@ class Max30102:
         if not self._open:
             return
         self._open = False
-        self._regs.update("MODE_CONFIG", SHDN=1)
+        try:
+            self._regs.update("MODE_CONFIG", SHDN=1)
+        finally:
+            self._release_int()
+
+    def _release_int(self) -> None:
+        pin, self.data_ready = self.data_ready, None
+        if pin is not None and pin is not self._int_spec:
+            pin.close()
 
     def __enter__(self) -> Self:
         return self.open()
@@ -326,6 +379,10 @@ class Max30102:
         if n == 0:
             return []
         counts = decode_fifo(self._read_fifo_bytes(n), len(self.leds)).astype(np.float64)
+        if self.data_ready is not None and self.data_ready.is_active:
+            # Still low after the FIFO read: a flag reading FIFO_DATA does not clear holds it,
+            # and no new edge would come. Reading the status releases it.
+            self._regs.read("INTR_STATUS_1")
         t0_ns = self._stamp(n, ovf, now_ns)
         return [
             SampleBlock(channel, self.rate_hz, t0_ns, counts[:, i], "counts")
