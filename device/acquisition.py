@@ -3,8 +3,9 @@ reader thread per bus.
 
 A chip is driven through an *acquirer*: ``open()`` (reset, ID check, configure),
 ``next_due_ns()`` (when it next needs the bus), ``poll()`` (the SampleBlocks it has) and
-``close()``. FIFO chips (MAX3010x, MPU-6050) are polled at their FIFO's pace; a scanned ADC
-(ADS1115) is polled on its conversion schedule.
+``close()``. FIFO chips (MAX3010x, MPU-6050) are polled at their FIFO's pace, or, with a
+data-ready line wired (the MAX3010x's INT), read when it signals and polled only as a safety
+net; a scanned ADC (ADS1115) is polled on its conversion schedule.
 
 A bus error (``OSError``: EIO, ETIMEDOUT, a NACK from an unplugged chip) is retried with
 backoff; when the retries run out the chip is re-initialised, and when that fails the sensor
@@ -50,21 +51,44 @@ class Acquirer(Protocol):
 
 
 class FifoChip:
-    """A FIFO sensor (``read()`` drains it, ``poll_interval_s`` paces it) as an acquirer."""
+    """A FIFO sensor (``read()`` drains it, ``poll_interval_s`` paces it) as an acquirer.
+
+    A driver with a ``data_ready`` line (``sensors.gpio.DataReadyPin``) is due as soon as an
+    edge is pending, and each edge calls ``wake`` (set by the ``BusReader``) so the reader
+    does not sleep through it.
+    """
 
     def __init__(self, driver, clock: Clock) -> None:
         self.driver = driver
         self.clock = clock
+        self.wake: Callable[[], None] | None = None
         self._due_ns = clock.now_ns()
+
+    def _ready_line(self):
+        return getattr(self.driver, "data_ready", None)
+
+    def _on_ready(self) -> None:
+        wake = self.wake
+        if wake is not None:
+            wake()
 
     def open(self) -> None:
         self.driver.open()
+        line = self._ready_line()
+        if line is not None:
+            line.when_ready = self._on_ready
         self._due_ns = self.clock.now_ns() + round(self.driver.poll_interval_s * 1e9)
 
     def next_due_ns(self) -> int:
+        line = self._ready_line()
+        if line is not None and line.pending():
+            return 0  # overdue: an edge is waiting
         return self._due_ns
 
     def poll(self) -> list[SampleBlock]:
+        line = self._ready_line()
+        if line is not None:
+            line.consume()
         self._due_ns = self.clock.now_ns() + round(self.driver.poll_interval_s * 1e9)
         return self.driver.read()
 
@@ -288,7 +312,15 @@ class BusReader:
         self.crash: BaseException | None = None
         self.restarts = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        for sensor in sensors:
+            if hasattr(sensor.acquirer, "wake"):
+                sensor.acquirer.wake = self.wake
+
+    def wake(self) -> None:
+        """Look at the sensors now (a data-ready edge came); safe from any thread."""
+        self._wake.set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -301,6 +333,7 @@ class BusReader:
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
 
@@ -311,14 +344,15 @@ class BusReader:
                     sensor.open()
             speed = getattr(self.clock, "speed", 1.0)
             while not self._stop.is_set():
+                self._wake.clear()  # an edge from here on ends the wait below at once
                 for sensor in self.sensors:
                     for block in sensor.step():
                         self.sink(block)
                 now = self.clock.now_ns()
                 due = min((s.next_due_ns() for s in self.sensors), default=now + 100_000_000)
                 wait_real_s = max(0.0, (due - now) / 1e9 / speed)
-                # Waiting on the event (not sleeping) lets stop() end the thread at once.
-                self._stop.wait(min(wait_real_s, 0.05))
+                # Waiting on an event (not sleeping) lets stop() and data-ready edges end it.
+                self._wake.wait(min(wait_real_s, 0.05))
         except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, never silent
             self.crash = exc
             log.exception("reader %s crashed", self.name)

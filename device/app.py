@@ -117,6 +117,15 @@ def _demo_pain(config: PainmonConfig) -> PainmonConfig:
         "alarm_escalate_after_s": 30.0})})
 
 
+def _demo_wiring(config: PainmonConfig) -> PainmonConfig:
+    """The demo board has the optional data-ready lines wired as in the README's wiring table:
+    the MAX30102's INT on GPIO17 and the ADS1115's ALERT/RDY on GPIO27, on mock pins."""
+    s = config.sensors
+    return config.model_copy(update={"sensors": s.model_copy(update={
+        "ppg": s.ppg.model_copy(update={"int_pin": 17}),
+        "adc": s.adc.model_copy(update={"alert_pin": 27})})})
+
+
 def format_message(topic: str, payload: bytes) -> str:
     """One readable line for a message the device published."""
     kind = topic.rsplit("/", 1)[-1]
@@ -226,7 +235,8 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
              config_path: str | None = None, camera: str | None = None,
              out: TextIO = sys.stdout, quiet: bool = False, record: str | None = None) -> int:
     """The emulated board through the real drivers and signal path, published over MQTT."""
-    config = load_config(config_path) if config_path else _demo_pain(default_config())
+    config = (load_config(config_path) if config_path
+              else _demo_wiring(_demo_pain(default_config())))
     config = config.model_copy(update={"hardware": "emulated"})
     if camera is not None:
         config = config.model_copy(update={"face": config.face.model_copy(update={"camera": camera})})

@@ -46,7 +46,7 @@ class PpgConfig(BaseModel):
     )
     int_pin: int | None = Field(
         None, ge=0, le=27,
-        description="GPIO (BCM) wired to INT; reserved (checked for conflicts), the FIFO is polled.")
+        description="GPIO (BCM) wired to INT: the FIFO is read on its almost-full interrupt; none: polled.")
 
     @model_validator(mode="after")
     def _chip_has_leds(self) -> PpgConfig:
@@ -83,7 +83,7 @@ class AdcConfig(BaseModel):
     )
     alert_pin: int | None = Field(
         None, ge=0, le=27,
-        description="GPIO (BCM) wired to ALERT/RDY; reserved (checked for conflicts), OS bit polled.")
+        description="GPIO (BCM) wired to ALERT/RDY: conversions end on its edge; none: OS bit polled.")
     spi_bus: int = Field(0, ge=0, le=6, description="SPI bus (/dev/spidevB.D), mcp3008.")
     spi_device: int = Field(0, ge=0, le=3, description="SPI chip select (CE0 = 0), mcp3008.")
     v_ref_v: float = Field(3.3, ge=0.25, le=5.5, description="VREF pin voltage (mcp3008).")

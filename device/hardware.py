@@ -83,7 +83,9 @@ def emulated_board(config, clock: Clock):
         ecg_channel=s.ecg.adc_channel,
         ecg_source=s.ecg.source,
         ecg_spi=(s.ecg.spi_bus, s.ecg.spi_device),
-        pins={"ecg_drdy": s.ecg.drdy_pin if s.ecg.source == "ads1292r" else None,
+        pins={"ppg_int": s.ppg.int_pin,
+              "adc_alert": s.adc.alert_pin if s.adc.chip == "ads1115" else None,
+              "ecg_drdy": s.ecg.drdy_pin if s.ecg.source == "ads1292r" else None,
               "ecg_lo_plus": s.ecg.lo_plus_pin, "ecg_lo_minus": s.ecg.lo_minus_pin},
     )
 
@@ -131,7 +133,8 @@ def build_board(config, clock: Clock, *, on_state=None) -> Board:
         driver = cls(i2c(s.ppg.i2c_bus), s.ppg.address, clock, mode=s.ppg.mode,
                      sample_rate_hz=s.ppg.sample_rate_hz, sample_averaging=s.ppg.sample_averaging,
                      pulse_width_us=s.ppg.pulse_width_us, adc_range_na=s.ppg.adc_range_na,
-                     led_current_ma=currents, bus_number=s.ppg.i2c_bus)
+                     led_current_ma=currents, bus_number=s.ppg.i2c_bus,
+                     int_pin=s.ppg.int_pin, pin_factory=pin_factory)
         add(f"i2c-{s.ppg.i2c_bus}", "ppg", FifoChip(driver, clock))
     if s.accel.enabled:
         driver = Mpu6050(i2c(s.accel.i2c_bus), s.accel.address, clock, range_g=s.accel.range_g,
@@ -139,7 +142,7 @@ def build_board(config, clock: Clock, *, on_state=None) -> Board:
         add(f"i2c-{s.accel.i2c_bus}", "accel", FifoChip(driver, clock))
     analog_ecg = s.ecg.enabled and s.ecg.source == "ad8232"
     if s.adc.enabled and (s.gsr.enabled or analog_ecg):
-        _add_adc(s, clock, i2c, spi, add, board, analog_ecg)
+        _add_adc(s, clock, i2c, spi, add, board, analog_ecg, pin_factory)
     if analog_ecg and s.ecg.lo_plus_pin is not None:
         board.lead_off_pins = _lead_off_pins(s.ecg, pin_factory)
     if s.ecg.enabled and s.ecg.source == "ads1292r":
@@ -156,7 +159,7 @@ def build_board(config, clock: Clock, *, on_state=None) -> Board:
     return board
 
 
-def _add_adc(s, clock, i2c, spi, add, board: Board, analog_ecg: bool) -> None:
+def _add_adc(s, clock, i2c, spi, add, board: Board, analog_ecg: bool, pin_factory) -> None:
     if s.adc.chip == "mcp3008":
         from sensors.mcp3008 import CHANNELS, Mcp3008
 
@@ -165,7 +168,8 @@ def _add_adc(s, clock, i2c, spi, add, board: Board, analog_ecg: bool) -> None:
         bus_name, inputs = f"spi-{s.adc.spi_bus}", CHANNELS
     else:
         adc = Ads1115(i2c(s.adc.i2c_bus), s.adc.address, clock,
-                      data_rate_sps=s.adc.data_rate_sps, bus_number=s.adc.i2c_bus)
+                      data_rate_sps=s.adc.data_rate_sps, bus_number=s.adc.i2c_bus,
+                      alert_pin=s.adc.alert_pin, pin_factory=pin_factory)
         bus_name, inputs = f"i2c-{s.adc.i2c_bus}", 4
     channels = []
     if s.gsr.enabled:

@@ -23,6 +23,11 @@ def ads1292r_board():
     return emulated_config(ecg={"source": "ads1292r", "drdy_pin": 25})
 
 
+def data_ready_board():
+    """The MAX30102 read on its INT edges, the ADS1115's conversions ended by ALERT/RDY."""
+    return emulated_config(ppg={"int_pin": 17}, adc={"alert_pin": 27})
+
+
 def lo_pins_board():
     return emulated_config(ecg={"lo_plus_pin": 5, "lo_minus_pin": 6})
 
@@ -31,6 +36,12 @@ def lo_pins_board():
 FAULTS = [
     ("i2c-unplug", emulated_config, lambda b: b.unplug("ppg"), lambda b: b.plug("ppg"),
      "sensor_missing", "ppg", "ppg"),
+    ("i2c-unplug-int", data_ready_board, lambda b: b.unplug("ppg"), lambda b: b.plug("ppg"),
+     "sensor_missing", "ppg", "ppg"),
+    ("stuck-fifo-int", data_ready_board, lambda b: b.set_stuck("ppg"),
+     lambda b: b.set_stuck("ppg", False), "fifo_stuck", "ppg", "ppg"),
+    ("ads1115-stuck-rdy", data_ready_board, lambda b: b.set_stuck("adc"),
+     lambda b: b.set_stuck("adc", False), "fifo_stuck", "adc", "eda"),
     ("eio-burst", emulated_config, lambda b: b.bus_errors("adc", seconds=3.0), None,
      "sensor_missing", "adc", "eda"),
     ("stuck-fifo", emulated_config, lambda b: b.set_stuck("ppg"), lambda b: b.set_stuck("ppg", False),
