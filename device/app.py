@@ -117,6 +117,11 @@ def _demo_pain(config: PainmonConfig) -> PainmonConfig:
         "alarm_escalate_after_s": 30.0})})
 
 
+#: The demo's patient looks neutral for the first seconds: the face path records its baseline
+#: over this much of them (the median of the frames), and the pain estimate waits for it.
+DEMO_FACE_CALIBRATION_S = 1.0
+
+
 def _demo_wiring(config: PainmonConfig) -> PainmonConfig:
     """The demo board has the optional data-ready lines wired as in the README's wiring table:
     the MAX30102's INT on GPIO17 and the ADS1115's ALERT/RDY on GPIO27, on mock pins."""
@@ -251,7 +256,7 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
         link = stack.enter_context(MqttLink(config.mqtt, config.device_id, boot_id))
         # The demo's face is at rest in its first seconds: take them as the neutral face.
         pipeline = Pipeline(config, clock, [], boot_id=boot_id,
-                            face_calibrate_frames=round(2 * config.face.fps))
+                            face_calibrate_frames=round(DEMO_FACE_CALIBRATION_S * config.face.fps))
         stack.callback(mqtt_output(config, link, pipeline).stop)
         simulator = pipeline.board.emulated.simulator
         # The photo's face grimaces with the scenario's pain (none in the calibration seconds).

@@ -78,7 +78,13 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
 
     import numpy as np
 
-    from device.app import mqtt_output, parse_broker
+    from device.app import (
+        DEMO_FACE_CALIBRATION_S,
+        _demo_wiring,
+        _freeze_startup_heap,
+        mqtt_output,
+        parse_broker,
+    )
     from device.config import default_config
     from device.mqtt import MqttLink
     from device.pipeline import Pipeline
@@ -86,7 +92,7 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
 
     mark("imports")
     host, port = parse_broker(broker)
-    config = default_config()
+    config = _demo_wiring(default_config())  # INT and ALERT/RDY on mock pins, as in the demo
     config = config.model_copy(update={
         "hardware": "emulated", "state_dir": Path(state_dir),
         "face": config.face.model_copy(update={"enabled": face, "fps": fps, "camera": "photo"}),
@@ -115,7 +121,7 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
     with MqttLink(config.mqtt, config.device_id) as link:
         link.wait_connected(10)
         mark("connected")
-        pipeline = TimedPipeline(config, clock, [], face_calibrate_frames=round(2 * fps))
+        pipeline = TimedPipeline(config, clock, [], face_calibrate_frames=round(DEMO_FACE_CALIBRATION_S * fps))
         mark("pipeline")
         publish_raw = link.publish_raw
 
@@ -149,6 +155,7 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
         link.publish_raw = timed_publish_raw  # measured here only: the app is unchanged
         link.ack_listeners.append(on_ack)
         output = mqtt_output(config, link, pipeline)
+        _freeze_startup_heap()  # as `painmon run` and `painmon demo` do before their loop
         mark("wired")
         usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         try:
