@@ -31,8 +31,9 @@ from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import median_filter, minimum_filter1d, uniform_filter1d
-from scipy.signal import butter, find_peaks, sosfiltfilt
 
+from models.iir import butter, sosfiltfilt
+from models.peaks import find_peaks
 from models.physio.respiration import (
     RESP_RATE_HZ,
     RESP_WINDOW_S,
@@ -160,7 +161,7 @@ def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str =
     y = sosfiltfilt(sos, x - np.median(x), padlen=padlen) * (1 if polarity >= 0 else -1)
     rms = np.sqrt(uniform_filter1d(y * y, size=max(3, int(3 * rate_hz)), mode="nearest"))
     z = y / (rms + 1e-12 + 1e-6 * np.max(np.abs(y)))
-    peaks, _ = find_peaks(z, distance=max(1, int(_IBI_MIN_S * rate_hz)), prominence=0.8)
+    peaks = find_peaks(z, distance=max(1, int(_IBI_MIN_S * rate_hz)), prominence=0.8)
     trough_w = max(2, int(0.4 * rate_hz))
     troughs = minimum_filter1d(y, size=trough_w, origin=(trough_w - 1) // 2, mode="nearest")
     return peaks / rate_hz, y[peaks] - troughs[peaks]
@@ -169,7 +170,7 @@ def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str =
 @lru_cache(maxsize=32)
 def _butter_sos(cutoff_hz, btype: str, rate_hz: float) -> np.ndarray:
     # Designing the filter costs more than running it on a minute of samples: once per rate.
-    return butter(2, cutoff_hz, btype=btype, fs=rate_hz, output="sos")
+    return butter(2, cutoff_hz, btype, rate_hz)
 
 
 def _window_index(times: np.ndarray, ends_s: np.ndarray, window_s: float):
