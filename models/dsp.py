@@ -26,6 +26,12 @@ try:
     from scipy.signal._peak_finding_utils import _local_maxima_1d, _select_by_peak_distance
 except ImportError:  # pragma: no cover
     _local_maxima_1d = _select_by_peak_distance = None
+try:
+    # NumPy's real-FFT kernel for an even length (what ``np.fft.rfft`` dispatches to): its
+    # wrapper's checks cost about as much as a 1024-point transform.
+    from numpy.fft._pocketfft_umath import rfft_n_even as _rfft_even_kernel
+except ImportError:  # pragma: no cover
+    _rfft_even_kernel = None
 
 
 def _check_cutoff(name: str, cutoff_hz: float, rate_hz: float) -> None:
@@ -90,25 +96,23 @@ class StreamingSos:
             raise ValueError(f"StreamingSos.process needs 1-D or 2-D samples, got shape {x.shape}")
         if x.shape[-1] == 0:
             return x.copy()
-        rows = x.ndim == 2
+        y = np.array(x, dtype=np.float64, order="C", ndmin=2)
+        self.process_in_place(y)
+        return y if x.ndim == 2 else y[0]
+
+    def process_in_place(self, y: np.ndarray) -> None:
+        """Filter the rows of a C-contiguous float64 (signals, n) array in place, each row with
+        its own state: no copy for a caller that has its own buffer to fill."""
         if self._zi is None:
-            first = x[:, :1, None] if rows else x[0]
-            self._zi = self._zi_unit * first
-        elif rows != (self._zi.ndim == 3) or (rows and self._zi.shape[0] != x.shape[0]):
-            raise ValueError(f"StreamingSos.process: samples of shape {x.shape} do not match the "
+            self._zi = self._zi_unit * y[:, :1, None]
+        elif self._zi.shape[0] != y.shape[0]:
+            raise ValueError(f"StreamingSos.process: samples of shape {y.shape} do not match the "
                              f"filter's state {self._zi.shape}")
         if _sosfilt_kernel is not None:
-            y = np.array(x, dtype=np.float64, order="C", ndmin=2)  # filtered in place
-            zi = self._zi.copy() if rows else self._zi[None, :, :].copy()
-            _sosfilt_kernel(self.sos, y, zi)
-            self._zi = zi if rows else zi[0]
-            return y if rows else y[0]
-        if rows:
-            y, zi = signal.sosfilt(self.sos, x, axis=-1, zi=np.moveaxis(self._zi, 0, 1))
-            self._zi = np.moveaxis(zi, 1, 0)
-            return y
-        y, self._zi = signal.sosfilt(self.sos, x, zi=self._zi)
-        return y
+            _sosfilt_kernel(self.sos, y, self._zi)  # updates the state in place
+            return
+        y[...], zi = signal.sosfilt(self.sos, y, axis=-1, zi=np.moveaxis(self._zi, 0, 1))
+        self._zi = np.ascontiguousarray(np.moveaxis(zi, 1, 0))
 
 
 @functools.lru_cache(maxsize=16)
@@ -129,14 +133,26 @@ def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     return fwd.process(y[::-1])[::-1]
 
 
+def rfft_padded(x: np.ndarray, nfft: int) -> np.ndarray:
+    """``np.fft.rfft(x, nfft, axis=-1)``: real float64 rows zero-padded to ``nfft`` samples."""
+    if _rfft_even_kernel is None or nfft % 2 or x.shape[-1] > nfft or x.dtype != np.float64:
+        return np.fft.rfft(x, nfft, axis=-1)
+    return _rfft_even_kernel(x, 1.0, out=np.empty(x.shape[:-1] + (nfft // 2 + 1,), dtype=complex))
+
+
 def median(x: np.ndarray) -> float:
-    """Median of a short 1-D array (NaN when empty): one sort instead of ``np.median``'s
+    """Median of a short 1-D array (NaN when empty): one partition instead of ``np.median``'s
     dozen calls, which dominate at the few-to-hundreds of values the vitals take medians of."""
-    s = np.sort(x, axis=None)
+    s = np.array(x, dtype=float).ravel()  # a copy to partition in place
     n = s.size
     if n == 0:
         return float("nan")
-    return float(s[n // 2]) if n % 2 else 0.5 * float(s[n // 2 - 1] + s[n // 2])
+    k = n // 2
+    if n % 2:
+        s.partition(k)
+        return float(s[k])
+    s.partition((k - 1, k))
+    return 0.5 * float(s[k - 1] + s[k])
 
 
 def gradient(x: np.ndarray) -> np.ndarray:
@@ -264,10 +280,17 @@ def clipped_fraction(raw: np.ndarray) -> float:
     return float(max(np.count_nonzero(raw == hi), np.count_nonzero(raw == lo)) / raw.size)
 
 
+@functools.lru_cache(maxsize=16)
+def box_kernel(width: int) -> np.ndarray:
+    """``width`` taps of 1/width: a moving average's kernel, built once per width."""
+    kernel = np.full(max(1, int(width)), 1.0 / max(1, int(width)))
+    kernel.flags.writeable = False
+    return kernel
+
+
 def moving_average(x: np.ndarray, width: int) -> np.ndarray:
     """Centred moving average of ``width`` samples, same length as ``x``."""
-    width = max(1, int(width))
-    return np.convolve(np.asarray(x, dtype=float), np.full(width, 1.0 / width), mode="same")
+    return np.convolve(np.asarray(x, dtype=float), box_kernel(width), mode="same")
 
 
 def fill_nonfinite(x: np.ndarray, previous: float) -> np.ndarray:
@@ -276,6 +299,8 @@ def fill_nonfinite(x: np.ndarray, previous: float) -> np.ndarray:
     A single NaN inside an IIR filter's state would poison every later output.
     """
     x = np.asarray(x, dtype=float)
+    if math.isfinite(np.add.reduce(x, axis=None)):  # the common case, in one pass
+        return x
     bad = ~np.isfinite(x)
     if not bad.any():
         return x

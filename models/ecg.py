@@ -13,10 +13,13 @@ carried between hops: the committed beats, the signal and noise levels, the mean
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
-from models.dsp import find_peaks, median, moving_average
+
+from models.dsp import box_kernel, find_peaks, median
 
 REFRACTORY_S = 0.25
 LOOKAHEAD_S = 0.35
@@ -38,8 +41,19 @@ class Hrv(NamedTuple):
 
 
 def qrs_envelope(ecg: np.ndarray, rate_hz: float) -> np.ndarray:
-    slope = np.diff(ecg, prepend=ecg[:1]) * rate_hz
-    return moving_average(slope * slope, round(QRS_WIDTH_S * rate_hz))
+    slope = np.empty(ecg.size)
+    slope[0] = 0.0
+    np.subtract(ecg[1:], ecg[:-1], out=slope[1:])
+    slope *= rate_hz
+    slope *= slope
+    return np.convolve(slope, box_kernel(round(QRS_WIDTH_S * rate_hz)), mode="same")
+
+
+@functools.lru_cache(maxsize=8)
+def _qrs_offsets(width: int) -> np.ndarray:
+    """Sample offsets, from an envelope peak, where its R peak can lie: the QRS before the
+    envelope's centre and half a QRS after it."""
+    return np.arange(-width, round(0.5 * width) + 1)
 
 
 def normal_rr_mask(rr_s: np.ndarray) -> np.ndarray:
@@ -52,7 +66,9 @@ def normal_rr_mask(rr_s: np.ndarray) -> np.ndarray:
     if rr_s.size < 3:
         return np.ones(rr_s.size, dtype=bool)
     pad = np.concatenate((rr_s[:1], rr_s[:1], rr_s, rr_s[-1:], rr_s[-1:]))
-    local = np.sort(np.lib.stride_tricks.sliding_window_view(pad, 5), axis=1)[:, 2]
+    neighbourhoods = pad[np.arange(rr_s.size)[:, None] + np.arange(5)]
+    neighbourhoods.sort(axis=1)
+    local = neighbourhoods[:, 2]
     return np.abs(rr_s - local) <= ECTOPIC_REL * local
 
 
@@ -75,12 +91,14 @@ def hrv(rr_s: np.ndarray) -> Hrv:
     ok = normal_rr_mask(rr_s)
     nn = rr_s[ok]
     pair = ok[1:] & ok[:-1]
-    diffs_ms = 1e3 * np.diff(rr_s)[pair]
-    ectopic = float(1.0 - ok.mean())
+    diffs_ms = 1e3 * (rr_s[1:] - rr_s[:-1])[pair]
+    ectopic = 1.0 - np.count_nonzero(ok) / ok.size
     if nn.size < 4 or diffs_ms.size < 3:
         return Hrv(None, None, None, int(rr_s.size), ectopic)
-    return Hrv(float(np.sqrt(np.mean(diffs_ms**2))), float(1e3 * np.std(nn, ddof=1)),
-               float(np.mean(np.abs(diffs_ms) > 50.0)), int(rr_s.size), ectopic)
+    dev = nn - nn.sum() / nn.size
+    return Hrv(math.sqrt(float((diffs_ms * diffs_ms).sum()) / diffs_ms.size),
+               1e3 * math.sqrt(float((dev * dev).sum()) / (nn.size - 1)),
+               np.count_nonzero(np.abs(diffs_ms) > 50.0) / diffs_ms.size, int(rr_s.size), ectopic)
 
 
 class RPeakDetector:
@@ -99,97 +117,102 @@ class RPeakDetector:
     def reset(self) -> None:
         self.__init__(self.group_delay_s)
 
-    def _commit(self, t_ns: np.ndarray, amp: np.ndarray) -> None:
-        self.beats_ns = np.concatenate((self.beats_ns, t_ns))[-MAX_BEATS:]
-        self.amplitudes = np.concatenate((self.amplitudes, amp))[-MAX_BEATS:]
-        self.new_beats_ns = np.concatenate((self.new_beats_ns, t_ns))
-
     def update(self, ecg: np.ndarray, rate_hz: float, t_end_ns: int) -> np.ndarray:
         """Detect in ``ecg`` (the window ending at ``t_end_ns``); returns newly committed beats (ns)."""
         self.new_beats_ns = np.empty(0, dtype=np.int64)
+        beats = self.beats_ns
         if self._signal is not None and self._last_end_ns is not None:
             # Only the tail can hold undecided peaks: from before the last beat (search-back
             # spans the gap after it) or the last lookahead, with margin for the envelope's edge.
-            since_ns = min(self.beats_ns[-1] if self.beats_ns.size else self._last_end_ns,
+            since_ns = min(beats[-1] if beats.size else self._last_end_ns,
                            self._last_end_ns - LOOKAHEAD_S * 1e9) - TAIL_MARGIN_S * 1e9
-            keep = int(np.ceil((t_end_ns - since_ns) * rate_hz / 1e9))
+            keep = math.ceil((t_end_ns - since_ns) * rate_hz / 1e9)
             if 0 < keep < ecg.size:
                 ecg = ecg[-keep:]
         self._last_end_ns = t_end_ns
         n = ecg.size
-        if n < round(2 * REFRACTORY_S * rate_hz) or not np.isfinite(ecg.sum()):
+        if n < round(2 * REFRACTORY_S * rate_hz) or not math.isfinite(np.add.reduce(ecg)):
             return self.new_beats_ns
         env = qrs_envelope(ecg, rate_hz)
         period_ns = 1e9 / rate_hz
         t0_ns = t_end_ns - n * period_ns
         refractory = max(1, round(REFRACTORY_S * rate_hz))
-        peaks = find_peaks(env, distance=refractory, height=0.0)
+        # The envelope is a moving average of squares, never negative: every local maximum
+        # clears a height of 0, so none is asked for.
+        peaks = find_peaks(env, distance=refractory)
         if peaks.size == 0:
             return self.new_beats_ns
-        heights = env[peaks]
-        noise_floor = median(env)
         if self._signal is None:  # learning phase (Pan & Tompkins' first 2 s)
-            self._signal = float(np.percentile(heights, 90))
-            self._noise = noise_floor
+            self._signal = float(np.percentile(env[peaks], 90))
+            self._noise = median(env)
         # Decide only on peaks after the last committed beat and with lookahead behind them.
         start = round(0.5 * QRS_WIDTH_S * rate_hz)
-        if self.beats_ns.size:
-            start = max(start, int(np.ceil((self.beats_ns[-1] - t0_ns) / period_ns)) + refractory)
+        if beats.size:
+            start = max(start, math.ceil((beats[-1] - t0_ns) / period_ns) + refractory)
         stop = n - round(LOOKAHEAD_S * rate_hz)
-        pending = (peaks >= start) & (peaks < stop)
-        if not pending.any():
+        first, end = peaks.searchsorted((start, stop))  # peaks ascend: the pending ones are a run
+        if end <= first:
             return self.new_beats_ns
-        cand, h = peaks[pending], heights[pending]
+        cand = peaks[first:end]
+        h = env[cand]
         threshold = self._noise + 0.25 * (self._signal - self._noise)
         beat = h >= threshold
         # Search-back: a gap longer than 1.66 RR gets the strongest candidate over half the threshold.
         if self._rr_s is not None:
-            last = (self.beats_ns[-1] - t0_ns) / period_ns if self.beats_ns.size else -np.inf
-            idx = np.concatenate(([last], cand[beat], [stop]))
-            gaps = np.flatnonzero(np.diff(idx) > SEARCH_BACK_RR * self._rr_s * rate_hz)
+            accepted = cand[beat]
+            idx = np.empty(accepted.size + 2)
+            idx[0] = (beats[-1] - t0_ns) / period_ns if beats.size else -np.inf
+            idx[1:-1] = accepted
+            idx[-1] = stop
+            gaps = ((idx[1:] - idx[:-1]) > SEARCH_BACK_RR * self._rr_s * rate_hz).nonzero()[0]
             for g in gaps:  # per missed beat, not per sample
                 inside = ~beat & (cand > idx[g] + refractory) & (cand < idx[g + 1] - refractory) & (h >= 0.5 * threshold)
                 if inside.any():
                     beat[np.flatnonzero(inside)[np.argmax(h[inside])]] = True
-        if beat.any():
+        n_beats = int(np.count_nonzero(beat))
+        if n_beats:
             self._signal = 0.875 * self._signal + 0.125 * median(h[beat])
-        if not beat.all():
+        if n_beats < beat.size:
             self._noise = 0.875 * self._noise + 0.125 * median(h[~beat])
         else:
-            self._noise = 0.875 * self._noise + 0.125 * noise_floor
-        if not beat.any():
+            self._noise = 0.875 * self._noise + 0.125 * median(env)
+        if not n_beats:
             return self.new_beats_ns
         # The R peak: the largest deflection of the band-passed ECG within the QRS before the
         # envelope's centre, moved back by the filter's group delay.
-        w = round(QRS_WIDTH_S * rate_hz)
         centres = cand[beat]
-        offsets = np.arange(-w, round(0.5 * w) + 1)
-        seg = np.minimum(np.maximum(centres[:, None] + offsets[None, :], 0), n - 1)
+        offsets = _qrs_offsets(round(QRS_WIDTH_S * rate_hz))
+        seg = centres[:, None] + offsets
+        np.minimum(np.maximum(seg, 0, out=seg), n - 1, out=seg)
         vals = ecg[seg]
-        polarity = 1.0 if ecg.max() >= -ecg.min() else -1.0
-        r_idx = seg[np.arange(seg.shape[0]), np.argmax(polarity * vals, axis=1)]
-        t_ns = np.round(t0_ns + (r_idx + 0.5) * period_ns - self.group_delay_s * 1e9).astype(np.int64)
-        if self.beats_ns.size:
-            keep = t_ns - self.beats_ns[-1] >= REFRACTORY_S * 1e9
+        if ecg.max() < -ecg.min():
+            vals = -vals
+        r_idx = seg[np.arange(centres.size), vals.argmax(axis=1)]
+        t_ns = (t0_ns + (r_idx + 0.5) * period_ns - self.group_delay_s * 1e9).round().astype(np.int64)
+        # The new beats ascend (their envelope peaks are a refractory period apart, more than
+        # the QRS span searched around each), so only the first can be too close to the last.
+        if beats.size and t_ns[0] - beats[-1] < REFRACTORY_S * 1e9:
+            keep = t_ns - beats[-1] >= REFRACTORY_S * 1e9
             t_ns, r_idx = t_ns[keep], r_idx[keep]
-        all_t = np.concatenate((self.beats_ns[-1:], t_ns))
-        rr = np.diff(all_t) / 1e9
+        all_t = np.concatenate((beats[-1:], t_ns))
+        rr = (all_t[1:] - all_t[:-1]) / 1e9
         rr = rr[(rr > 60 / HR_MAX_BPM) & (rr < 60 / HR_MIN_BPM)]
         if rr.size:
-            rr_new = median(rr)
+            rr_new = float(rr[0]) if rr.size == 1 else median(rr)
             self._rr_s = rr_new if self._rr_s is None else 0.75 * self._rr_s + 0.25 * rr_new
-        self._commit(t_ns, np.abs(ecg[r_idx]))
-        return self.new_beats_ns
+        self.beats_ns = np.concatenate((beats, t_ns))[-MAX_BEATS:]
+        self.amplitudes = np.concatenate((self.amplitudes, np.abs(ecg[r_idx])))[-MAX_BEATS:]
+        self.new_beats_ns = t_ns
+        return t_ns
 
     def rr_since(self, t_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """(beat times ns, RR s ending at each beat) for beats after ``t_ns``."""
-        sel = np.flatnonzero(self.beats_ns > t_ns)
-        if sel.size == 0:
+        # Committed beats ascend (each at least a refractory period after the one before).
+        first = int(self.beats_ns.searchsorted(t_ns, side="right"))
+        if first == self.beats_ns.size:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        first = max(sel[0] - 1, 0)
-        times = self.beats_ns[first:]
-        rr = np.diff(times) / 1e9
-        return times[1:], rr
+        times = self.beats_ns[max(first - 1, 0):]
+        return times[1:], (times[1:] - times[:-1]) / 1e9
 
 
 class HeartEstimate(NamedTuple):

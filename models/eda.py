@@ -44,7 +44,9 @@ def tonic_level(eda_us: np.ndarray) -> float:
         return float(eda_us[0]) if eda_us.size else float("nan")
     pos = TONIC_PERCENTILE / 100.0 * (eda_us.size - 1)
     k = int(pos)
-    lo, hi = np.partition(eda_us, (k, k + 1))[k : k + 2]
+    s = eda_us.copy()
+    s.partition((k, k + 1))
+    lo, hi = s[k], s[k + 1]
     return float(lo + (pos - k) * (hi - lo))
 
 
@@ -54,10 +56,13 @@ def find_scrs(eda_us: np.ndarray, rate_hz: float) -> tuple[np.ndarray, np.ndarra
     if eda_us.size < 3:
         return np.empty(0, int), np.empty(0, int), np.empty(0)
     slope = gradient(eda_us) * rate_hz
-    rising = (slope > ONSET_SLOPE_US_S).astype(np.int8)
-    edges = np.diff(np.concatenate(([0], rising, [0])))
-    onsets = np.flatnonzero(edges == 1)
-    peaks = np.flatnonzero(edges == -1) - 1
+    rising = np.zeros(eda_us.size + 2, dtype=np.int8)  # zero-padded: every run has both ends
+    np.greater(slope, ONSET_SLOPE_US_S, out=rising[1:-1])
+    # Changes alternate: a run's onset, then the sample after its peak.
+    change = (rising[1:] != rising[:-1]).nonzero()[0]
+    if change.size == 0:
+        return np.empty(0, int), np.empty(0, int), np.empty(0)
+    onsets, peaks = change[0::2], change[1::2] - 1
     amp = eda_us[peaks] - eda_us[onsets]
     keep = (amp >= MIN_AMPLITUDE_US) & ((peaks - onsets) / rate_hz <= MAX_RISE_S) & (onsets > 0)
     return onsets[keep], peaks[keep], amp[keep]

@@ -15,9 +15,12 @@ PPG-derived rates as the heart rates are merged.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
+
+from models.dsp import _hann, rfft_padded
 
 RESAMPLE_HZ = 4.0
 WINDOW_S = 32.0
@@ -30,12 +33,23 @@ class RespEstimate(NamedTuple):
     quality: float
 
 
-def _spectrum(series: np.ndarray, nfft: int) -> np.ndarray:
-    x = series - series.mean()
-    if not np.any(x):
-        return np.zeros(nfft // 2 + 1)
-    p = np.abs(np.fft.rfft(x * np.hanning(x.size), nfft)) ** 2
-    return p / p.sum()
+def _summed_spectra(series: np.ndarray, nfft: int) -> np.ndarray:
+    """Sum of the rows' Hann-windowed power spectra, each normalised to unit power (a flat
+    row adds nothing)."""
+    n = series.shape[1]
+    x = series - series.sum(axis=1, keepdims=True) / n
+    spec = rfft_padded(x * _hann(n), nfft)
+    p = spec.real**2 + spec.imag**2
+    total = p.sum(axis=1, keepdims=True)
+    return (p / np.where(total > 0, total, 1.0)).sum(axis=0)
+
+
+@functools.lru_cache(maxsize=8)
+def _band(nfft: int) -> tuple[np.ndarray, int, int]:
+    """Frequencies (breaths/min) of the rfft bins and the run of bins in the breathing band."""
+    f_bpm = np.arange(nfft // 2 + 1) * RESAMPLE_HZ * 60.0 / nfft
+    in_band = np.flatnonzero((f_bpm >= RESP_MIN_BPM) & (f_bpm <= RESP_MAX_BPM))
+    return f_bpm, int(in_band[0]), int(in_band[-1]) + 1
 
 
 def resp_from_beats(beats_s: np.ndarray, amplitudes: np.ndarray) -> RespEstimate:
@@ -45,18 +59,20 @@ def resp_from_beats(beats_s: np.ndarray, amplitudes: np.ndarray) -> RespEstimate
         return RespEstimate(None, 0.0)
     t = np.arange(beats_s[-1] - WINDOW_S, beats_s[-1], 1.0 / RESAMPLE_HZ)
     t = t[t >= beats_s[1]]
-    rr = np.interp(t, beats_s[1:], np.diff(beats_s))
-    amp = np.interp(t, beats_s, np.asarray(amplitudes, dtype=float))
+    series = np.empty((2, t.size))
+    series[0] = np.interp(t, beats_s[1:], beats_s[1:] - beats_s[:-1])
+    series[1] = np.interp(t, beats_s, np.asarray(amplitudes, dtype=float))
     nfft = 1 << int(np.ceil(np.log2(8 * t.size)))
-    power = _spectrum(rr, nfft) + _spectrum(amp, nfft)
-    f_bpm = np.arange(power.size) * RESAMPLE_HZ * 60.0 / nfft
-    band = (f_bpm >= RESP_MIN_BPM) & (f_bpm <= RESP_MAX_BPM)
-    if power[band].sum() <= 0:
+    f_bpm, lo, hi = _band(nfft)
+    band = _summed_spectra(series, nfft)[lo:hi]
+    band_power = float(band.sum())
+    if band_power <= 0:
         return RespEstimate(None, 0.0)
-    k = np.flatnonzero(band)[np.argmax(power[band])]
+    k = int(band.argmax())
+    f_band = f_bpm[lo:hi]
     width = 2.0 * 60.0 / (t.size / RESAMPLE_HZ)
-    share = float(power[band & (np.abs(f_bpm - f_bpm[k]) <= width)].sum() / power[band].sum())
-    return RespEstimate(float(f_bpm[k]), float(np.clip((share - 0.2) / 0.4, 0.0, 1.0)))
+    share = float(band[np.abs(f_band - f_band[k]) <= width].sum()) / band_power
+    return RespEstimate(float(f_band[k]), min(1.0, max(0.0, (share - 0.2) / 0.4)))
 
 
 class BeatLog:
@@ -75,8 +91,8 @@ class BeatLog:
     def add(self, t_ns: np.ndarray, amplitudes: np.ndarray, t_end_ns: int) -> None:
         t_ns = np.asarray(t_ns, dtype=np.int64)
         last = self.beats_ns[-1] + 0.25e9 if self.beats_ns.size else -np.inf
-        new = (t_ns > last) & (t_ns < t_end_ns - self.settle_s * 1e9)
-        if new.any():
+        new = ((t_ns > last) & (t_ns < t_end_ns - self.settle_s * 1e9)).nonzero()[0]
+        if new.size:
             self.beats_ns = np.concatenate((self.beats_ns, t_ns[new]))[-self.capacity:]
             self.amplitudes = np.concatenate((self.amplitudes, amplitudes[new]))[-self.capacity:]
 
@@ -101,9 +117,9 @@ def reconcile(estimates: dict[str, RespEstimate], min_quality: float,
     if not ok:
         return {"rate_bpm": None, "quality": best_q, "source": None}
     if len(ok) == 2 and abs(ok[0][1].rate_bpm - ok[1][1].rate_bpm) <= AGREE_BPM:
-        q = np.array([e.quality for _, e in ok])
-        rate = float(np.dot(q, [e.rate_bpm for _, e in ok]) / q.sum())
-        return {"rate_bpm": rate, "quality": float(q.max()), "source": "+".join(k for k, _ in ok)}
+        (_, a), (_, b) = ok
+        rate = (a.quality * a.rate_bpm + b.quality * b.rate_bpm) / (a.quality + b.quality)
+        return {"rate_bpm": rate, "quality": max(a.quality, b.quality), "source": "+".join(k for k, _ in ok)}
     k, e = max(((k, e) for k, e in ok if k in alone), key=lambda ke: ke[1].quality, default=(None, None))
     if e is None:
         return {"rate_bpm": None, "quality": best_q, "source": None}

@@ -12,6 +12,10 @@ import numpy as np
 from models.dsp import StreamingSos, fill_nonfinite
 
 
+def _same_rate(a_hz: float, b_hz: float) -> bool:
+    return a_hz == b_hz or math.isclose(a_hz, b_hz, rel_tol=1e-9)
+
+
 class SampleRing:
     """The latest ``capacity_s`` seconds of one evenly sampled channel, with their end time.
 
@@ -41,19 +45,21 @@ class SampleRing:
         if not rate_hz > 0:
             raise ValueError(f"SampleRing: rate_hz must be > 0, got {rate_hz}")
         self.rate_hz = float(rate_hz)
-        cap = max(1, math.ceil(self.capacity_s * self.rate_hz))
-        self._buf = np.zeros((self.rows, cap) if self.rows else cap)
-        self._head = 0  # index the next sample goes to
+        self.period_ns = 1e9 / self.rate_hz
+        self._capacity = max(1, math.ceil(self.capacity_s * self.rate_hz))
+        # Twice the capacity, filled front to back: the held run is always one contiguous
+        # slice (a window is a view, not a copy), and moving it back to the front once per
+        # capacity's worth of samples costs less than splicing two pieces on every read.
+        self._buf = np.zeros((self.rows, 2 * self._capacity) if self.rows else 2 * self._capacity)
+        self._readable = self._buf.view()  # what ``view`` slices: read-only, so windows are too
+        self._readable.flags.writeable = False
+        self._end = 0  # index the next sample goes to
         self._filled = 0
         self.t_end_ns: int | None = None
 
     @property
     def capacity(self) -> int:
-        return self._buf.shape[-1]
-
-    @property
-    def period_ns(self) -> float:
-        return 1e9 / self.rate_hz
+        return self._capacity
 
     @property
     def duration_s(self) -> float:
@@ -63,7 +69,7 @@ class SampleRing:
         return self._filled
 
     def clear(self) -> None:
-        self._head = 0
+        self._end = 0
         self._filled = 0
         self.t_end_ns = None
 
@@ -89,37 +95,39 @@ class SampleRing:
         if n == 0:
             return False
         reset = False
-        if rate_hz is not None and not math.isclose(rate_hz, self.rate_hz, rel_tol=1e-9):
+        if rate_hz is not None and not _same_rate(rate_hz, self.rate_hz):
             self._allocate(rate_hz)
             reset = True
-        t0_ns = int(t_end_ns) - round(n * self.period_ns)
-        if self.t_end_ns is not None and not self.continues(t0_ns):
-            self.clear()
-            reset = True
+        if self.t_end_ns is not None:
+            t0_ns = int(t_end_ns) - round(n * self.period_ns)
+            if abs(t0_ns - self.t_end_ns) > 1.5 * self.period_ns + self.jitter_s * 1e9:
+                self.clear()
+                reset = True
         self.resets += reset
-        cap = self._buf.shape[-1]
+        cap, buf = self._capacity, self._buf
         if n >= cap:
-            self._buf[...] = samples[..., -cap:]
-            self._head = 0
-            self._filled = cap
+            buf[..., :cap] = samples[..., n - cap :]
+            self._end = self._filled = cap
         else:
-            first = min(n, cap - self._head)
-            self._buf[..., self._head : self._head + first] = samples[..., :first]
-            self._buf[..., : n - first] = samples[..., first:]
-            self._head = (self._head + n) % cap
-            self._filled = min(cap, self._filled + n)
+            end, filled = self._end, self._filled
+            if end + n > buf.shape[-1]:
+                buf[..., :filled] = buf[..., end - filled : end]
+                end = filled
+            buf[..., end : end + n] = samples
+            self._end = end + n
+            self._filled = min(cap, filled + n)
         self.t_end_ns = int(t_end_ns)
         return reset
 
+    def view(self, seconds: float) -> np.ndarray:
+        """The last ``seconds`` of samples, oldest first, as a read-only view that stays valid
+        until the next ``extend``."""
+        n = min(self._filled, max(0, round(seconds * self.rate_hz)))
+        return self._readable[..., self._end - n : self._end]
+
     def latest(self, seconds: float) -> np.ndarray:
         """A copy of the last ``seconds`` of samples, oldest first (fewer if not yet held)."""
-        n = min(self._filled, max(0, round(seconds * self.rate_hz)))
-        if n == 0:
-            return np.empty(self._buf.shape[:-1] + (0,))
-        start = self._head - n
-        if start >= 0:
-            return self._buf[..., start : self._head].copy()
-        return np.concatenate((self._buf[..., start:], self._buf[..., : self._head]), axis=-1)
+        return self.view(seconds).copy()
 
 
 class TriaxialBuffer:
@@ -145,43 +153,56 @@ class TriaxialBuffer:
         self, axis: str, t0_ns: int, rate_hz: float, samples: np.ndarray
     ) -> tuple[int, float, np.ndarray] | None:
         """Add one axis's block; returns (t0_ns, rate_hz, magnitude) of newly paired samples."""
-        got = self.add_axes(axis, t0_ns, rate_hz, samples)
+        got = self.pair(axis, t0_ns, rate_hz, samples)
         if got is None:
             return None
         xyz = got[2]
-        return got[0], got[1], np.sqrt(np.einsum("ij,ij->i", xyz, xyz))
+        return got[0], got[1], np.sqrt(np.einsum("ij,ij->j", xyz, xyz))
 
     def add_axes(
         self, axis: str, t0_ns: int, rate_hz: float, samples: np.ndarray
     ) -> tuple[int, float, np.ndarray] | None:
         """As ``add``, but returns the paired samples themselves, shape (n, 3) in x, y, z order
         (the PPG's motion reference needs the direction, not only the magnitude)."""
+        got = self.pair(axis, t0_ns, rate_hz, samples)
+        return None if got is None else (got[0], got[1], got[2].T)
+
+    def pair(
+        self, axis: str, t0_ns: int, rate_hz: float, samples: np.ndarray
+    ) -> tuple[int, float, np.ndarray] | None:
+        """As ``add_axes`` with the axes as rows, shape (3, n): the layout the filters take."""
         if axis not in self.AXES:
             raise ValueError(f"TriaxialBuffer: axis must be one of {self.AXES}, got {axis!r}")
-        if self._rate_hz is None or not math.isclose(rate_hz, self._rate_hz, rel_tol=1e-9):
+        if self._rate_hz is None or not _same_rate(rate_hz, self._rate_hz):
             self._rate_hz, self._pending = rate_hz, {}
         period_ns = 1e9 / rate_hz
-        held_t0_ns, held = self._pending.get(axis, (float(t0_ns), np.empty(0)))
-        expected_ns = held_t0_ns + held.size * period_ns
-        if abs(t0_ns - expected_ns) > 1.5 * period_ns + self.jitter_s * 1e9:
-            held = np.empty(0)
-        held = np.concatenate((held, np.asarray(samples, dtype=float)))
-        held = held[-math.ceil(self.max_pending_s * rate_hz) :]
-        end_ns = t0_ns + len(samples) * period_ns
-        self._pending[axis] = (end_ns - held.size * period_ns, held)
-        if len(self._pending) < 3:
+        pending = self._pending
+        samples = np.asarray(samples, dtype=float)
+        held_t0_ns, held = pending.get(axis, (float(t0_ns), samples[:0]))
+        tolerance_ns = 1.5 * period_ns + self.jitter_s * 1e9
+        if held.size and abs(t0_ns - (held_t0_ns + held.size * period_ns)) <= tolerance_ns:
+            held = np.concatenate((held, samples))
+        else:
+            held = samples  # held until paired, then copied out
+        limit = math.ceil(self.max_pending_s * rate_hz)
+        if held.size > limit:
+            held = held[-limit:]
+        pending[axis] = (t0_ns + samples.size * period_ns - held.size * period_ns, held)
+        if len(pending) < 3:
             return None
-        start_ns = max(t0 for t0, _ in self._pending.values())
-        for name, (t0, arr) in self._pending.items():
-            skip = min(arr.size, max(0, round((start_ns - t0) / period_ns)))
-            self._pending[name] = (t0 + skip * period_ns, arr[skip:])
-        n = min(arr.size for _, arr in self._pending.values())
+        (tx, x), (ty, y), (tz, z) = (pending[a] for a in self.AXES)
+        start_ns = max(tx, ty, tz)
+        if not tx == ty == tz:
+            for name, (t0, arr) in pending.items():
+                skip = min(arr.size, max(0, round((start_ns - t0) / period_ns)))
+                pending[name] = (t0 + skip * period_ns, arr[skip:])
+            (_, x), (_, y), (_, z) = (pending[a] for a in self.AXES)
+        n = min(x.size, y.size, z.size)
         if n == 0:
             return None
-        x, y, z = (self._pending[a][1][:n] for a in self.AXES)
-        for name, (t0, arr) in self._pending.items():
-            self._pending[name] = (t0 + n * period_ns, arr[n:])
-        return round(start_ns), rate_hz, np.column_stack((x, y, z))
+        for name, (t0, arr) in pending.items():
+            pending[name] = (t0 + n * period_ns, arr[n:])
+        return round(start_ns), rate_hz, np.array((x[:n], y[:n], z[:n]))
 
 
 class Window(NamedTuple):
@@ -193,10 +214,11 @@ class Window(NamedTuple):
 
 
 class FilteredChannel:
-    """One channel's streaming filter and rings; the filter restarts when the ring does.
+    """One channel's streaming filter and ring; the filter restarts when the ring does.
 
     With ``rows`` > 0 it holds that many signals sampled together (samples (rows, n)), all
-    through the same filter design in one call.
+    through the same filter design in one call. With ``keep_raw`` the unfiltered samples
+    share the ring as extra rows: one time base, one gap check and one window for both.
     """
 
     def __init__(
@@ -208,52 +230,61 @@ class FilteredChannel:
         self._capacity_s = capacity_s
         self._keep_raw = keep_raw
         self._rows = rows
-        self.filtered: SampleRing | None = None
-        self.raw: SampleRing | None = None
+        self.ring: SampleRing | None = None
         self._filter: StreamingSos | None = None
         self._last = 0.0
         self.nonfinite = 0
 
     def feed(self, samples: np.ndarray, t0_ns: int, rate_hz: float) -> None:
-        if self.filtered is None or not math.isclose(rate_hz, self.filtered.rate_hz, rel_tol=1e-9):
+        ring = self.ring
+        if ring is None or not _same_rate(rate_hz, ring.rate_hz):
             try:
                 sos = self._design(rate_hz)
             except ValueError as exc:
                 raise ValueError(f"{self.name}: {exc}") from None
             self._filter = StreamingSos(sos)
-            if self.filtered is None:
-                self.filtered = SampleRing(rate_hz, self._capacity_s, rows=self._rows)
-                self.raw = SampleRing(rate_hz, self._capacity_s, rows=self._rows) if self._keep_raw else None
-        elif not self.filtered.continues(t0_ns, rate_hz):
+            if ring is None:
+                ring_rows = max(1, self._rows) * 2 if self._keep_raw else self._rows
+                ring = self.ring = SampleRing(rate_hz, self._capacity_s, rows=ring_rows)
+        elif not ring.continues(t0_ns, rate_hz):
             self._filter.reset()
         x = np.asarray(samples, dtype=float)
-        if not np.isfinite(x).all():
+        # A finite sum means finite samples; only a sum that is not looks sample by sample.
+        if not math.isfinite(np.add.reduce(x, axis=None)) and not np.isfinite(x).all():
             bad = ~np.isfinite(x)
             self.nonfinite += int(np.count_nonzero(bad))
             if x.ndim == 1:
                 x = fill_nonfinite(x, self._last)
             else:
                 x = np.where(bad, 0.0, x)
+        n = x.shape[-1]
         if x.ndim == 1:
             self._last = float(x[-1])
-        y = self._filter.process(x)
-        t_end_ns = t0_ns + round(x.shape[-1] * 1e9 / rate_hz)
-        self.filtered.extend(y, t_end_ns, rate_hz)
-        if self.raw is not None:
-            self.raw.extend(x, t_end_ns, rate_hz)
+        if self._keep_raw:
+            both = np.array((x, x)).reshape(-1, n)  # filtered in place in the first half
+            self._filter.process_in_place(both[: len(both) // 2])
+        else:
+            both = self._filter.process(x)
+        ring.extend(both, t0_ns + round(n * 1e9 / rate_hz), rate_hz)
 
     @property
     def resets(self) -> int:
-        return 0 if self.filtered is None else self.filtered.resets
+        return 0 if self.ring is None else self.ring.resets
 
     def window(self, t_ns: int, window_s: float, stale_s: float) -> Window | None:
-        """The latest window, or None when under 80% of a window is held or data is stale."""
-        ring = self.filtered
+        """The latest window, or None when under 80% of a window is held or data is stale.
+
+        Its arrays are read-only views on the ring, valid until the channel is fed again."""
+        ring = self.ring
         if ring is None or ring.t_end_ns is None:
             return None
-        last_sample_ns = ring.t_end_ns - ring.period_ns
-        if t_ns - last_sample_ns > stale_s * 1e9 or ring.duration_s < 0.8 * window_s:
+        if t_ns - (ring.t_end_ns - ring.period_ns) > stale_s * 1e9 or ring.duration_s < 0.8 * window_s:
             return None
-        raw = None if self.raw is None else self.raw.latest(window_s)
-        return Window(ring.latest(window_s), raw, ring.rate_hz,
-                      min(1.0, ring.duration_s / window_s), ring.t_end_ns)
+        held = ring.view(window_s)
+        if not self._keep_raw:
+            filtered, raw = held, None
+        elif self._rows:
+            filtered, raw = held[: self._rows], held[self._rows :]
+        else:
+            filtered, raw = held[0], held[1]
+        return Window(filtered, raw, ring.rate_hz, min(1.0, ring.duration_s / window_s), ring.t_end_ns)

@@ -46,14 +46,13 @@ def template_correlation(x: np.ndarray, idx: np.ndarray, before: int, after: int
     idx = idx[(idx - before >= 0) & (idx + after < x.size)]
     if idx.size < 3:
         return 0.0
-    beats = x[idx[:, None] + np.arange(-before, after + 1)[None, :]]
-    beats = beats - beats.mean(axis=1, keepdims=True)
-    template = beats.mean(axis=0)
+    beats = x[idx[:, None] + np.arange(-before, after + 1)]
+    beats -= beats.sum(axis=1, keepdims=True) / beats.shape[1]
+    template = beats.sum(axis=0) / beats.shape[0]
     num = beats @ template
-    den = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(den > 0, num / den, 0.0)
-    return float(np.clip(r.mean(), -1.0, 1.0))
+    den = np.sqrt(np.einsum("ij,ij->i", beats, beats)) * math.sqrt(float(template @ template))
+    r = np.divide(num, den, out=np.zeros(num.size), where=den > 0)
+    return min(1.0, max(-1.0, float(r.sum()) / r.size))
 
 
 def snr_db(share: float) -> float | None:

@@ -60,7 +60,7 @@ def hr_from_ppg(ppg: np.ndarray, rate_hz: float) -> Estimate:
 def eda_level(eda_us: np.ndarray, rate_hz: float, level_s: float = 2.0) -> Estimate:
     """Skin-conductance level: mean of the last ``level_s`` of the low-passed signal."""
     tail = eda_us[-max(1, round(level_s * rate_hz)) :]
-    level = float(tail.sum()) / tail.size
+    level = float(np.add.reduce(tail)) / tail.size
     if not EDA_MIN_US <= level <= EDA_MAX_US:
         return Estimate(None, 0.0)
     return Estimate(level, 1.0)
@@ -77,7 +77,7 @@ def clip_penalty(raw: np.ndarray) -> float:
     raw = np.asarray(raw, dtype=float)
     if raw.size == 0:
         return 1.0
-    hi, lo = raw.max(), raw.min()
+    hi, lo = np.maximum.reduce(raw), np.minimum.reduce(raw)
     # ``clipped_fraction`` inlined: this runs on every channel every hop.
     pinned = 1.0 if hi == lo else max(np.count_nonzero(raw == hi), np.count_nonzero(raw == lo)) / raw.size
     return min(1.0, max(0.0, 1.0 - (pinned - 0.02) / 0.08))
@@ -181,11 +181,11 @@ class VitalsTracker:
             return
         if name in TriaxialBuffer.AXES:
             samples = fill_nonfinite(block.samples, 0.0)
-            aligned = self._triaxial.add_axes(name, block.t0_ns, block.rate_hz, samples)
+            aligned = self._triaxial.pair(name, block.t0_ns, block.rate_hz, samples)
             if aligned is not None:
                 t0, rate, xyz = aligned
-                self._channels["motion"].feed(np.sqrt(np.einsum("ij,ij->i", xyz, xyz)), t0, rate)
-                self._channels["acc"].feed(xyz.T, t0, rate)
+                self._channels["motion"].feed(np.sqrt(np.einsum("ij,ij->j", xyz, xyz)), t0, rate)
+                self._channels["acc"].feed(xyz, t0, rate)
         elif name in self._channels and name not in ("motion", "acc"):
             self._channels[name].feed(block.samples, block.t0_ns, block.rate_hz)
         else:
@@ -222,7 +222,10 @@ class VitalsTracker:
             return None
         n = min(w.filtered.size for (_, w), _ in wins)
         lead = wins[0][0][1]
-        stack = np.stack([w.filtered[-n:] for (_, w), _ in wins])
+        if len(wins) == 1:
+            stack = lead.filtered[None, -n:]
+        else:
+            stack = np.stack([w.filtered[-n:] for (_, w), _ in wins])
         acc = self._motion_reference(lead, n, t_ns)
         est = self.pulse.update(stack, lead.rate_hz, acc, lead.t_end_ns / 1e9)
         if est.hr_bpm is None:
@@ -266,7 +269,7 @@ class VitalsTracker:
         beats = self.r_peaks.beats_ns
         window_ns = round(self.window_s * 1e9)
         _, rr = self.r_peaks.rr_since(w.t_end_ns - window_ns)
-        in_win = beats[beats > w.t_end_ns - window_ns]
+        in_win = beats[int(beats.searchsorted(w.t_end_ns - window_ns, side="right")):]  # beats ascend
         span_s = (in_win[-1] - in_win[0]) / 1e9 if in_win.size > 1 else 0.0
         est = hr_from_rr(rr, span_s, self.window_s)
         q = est.quality * w.completeness * clip_penalty(w.raw)
@@ -317,9 +320,9 @@ class VitalsTracker:
         if not sources:
             return
         if len(sources) == 2 and abs(sources[0][1] - sources[1][1]) <= RECONCILE_BPM:
-            q = np.array([s[2] for s in sources])
-            bpm = float(np.dot(q, [s[1] for s in sources]) / q.sum())
-            v.heart_rate = {"bpm": bpm, "quality": float(q.max()), "source": "ecg+ppg"}
+            (_, bpm_a, q_a), (_, bpm_b, q_b) = sources
+            bpm = (q_a * bpm_a + q_b * bpm_b) / (q_a + q_b)
+            v.heart_rate = {"bpm": bpm, "quality": max(q_a, q_b), "source": "ecg+ppg"}
             return
         k, bpm, q = max(sources, key=lambda s: s[2])
         if len(sources) == 2:  # disagreement costs trust in the winner
