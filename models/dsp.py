@@ -12,20 +12,8 @@ import functools
 import math
 
 import numpy as np
-from scipy import signal
-
-try:
-    # The Cython kernel behind sosfilt: the public wrapper spends ~45 us per call validating
-    # and reshaping, twenty times the filtering of a 1 s block. Same arithmetic, same state.
-    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
-except ImportError:  # pragma: no cover - a SciPy that moved it: the public path still works
-    _sosfilt_kernel = None
-try:
-    # find_peaks' own kernels: its wrapper costs ~40 us of argument handling per call, several
-    # times the search on a 10 s window. Same kernels, same order (height, then distance).
-    from scipy.signal._peak_finding_utils import _local_maxima_1d, _select_by_peak_distance
-except ImportError:  # pragma: no cover
-    _local_maxima_1d = _select_by_peak_distance = None
+from models import iir
+from models.peaks import local_maxima, select_by_distance
 try:
     # NumPy's real-FFT kernel for an even length (what ``np.fft.rfft`` dispatches to): its
     # wrapper's checks cost about as much as a 1024-point transform.
@@ -49,17 +37,17 @@ def bandpass_sos(low_hz: float, high_hz: float, rate_hz: float, order: int = 2) 
     _check_cutoff("bandpass high edge", high_hz, rate_hz)
     if low_hz >= high_hz:
         raise ValueError(f"bandpass: low edge {low_hz} Hz must be below high edge {high_hz} Hz")
-    return signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=rate_hz, output="sos")
+    return iir.butter(order, (low_hz, high_hz), "bandpass", rate_hz)
 
 
 def lowpass_sos(cutoff_hz: float, rate_hz: float, order: int = 2) -> np.ndarray:
     _check_cutoff("lowpass", cutoff_hz, rate_hz)
-    return signal.butter(order, cutoff_hz, btype="lowpass", fs=rate_hz, output="sos")
+    return iir.butter(order, cutoff_hz, "lowpass", rate_hz)
 
 
 def highpass_sos(cutoff_hz: float, rate_hz: float, order: int = 2) -> np.ndarray:
     _check_cutoff("highpass", cutoff_hz, rate_hz)
-    return signal.butter(order, cutoff_hz, btype="highpass", fs=rate_hz, output="sos")
+    return iir.butter(order, cutoff_hz, "highpass", rate_hz)
 
 
 class StreamingSos:
@@ -77,8 +65,9 @@ class StreamingSos:
         if sos.ndim != 2 or sos.shape[1] != 6:
             raise ValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
         self.sos = np.ascontiguousarray(sos)
-        self._zi_unit = signal.sosfilt_zi(sos)
-        self._zi: np.ndarray | None = None
+        self._cascade = _cascade(self.sos.tobytes(), self.sos.shape[0])
+        self._zi_unit = iir.sosfilt_zi(self.sos)
+        self._zi: np.ndarray | None = None  # (signals, 2 * n_sections)
 
     def reset(self) -> None:
         """Forget the state: the next sample re-initialises it (after a gap)."""
@@ -104,30 +93,24 @@ class StreamingSos:
         """Filter the rows of a C-contiguous float64 (signals, n) array in place, each row with
         its own state: no copy for a caller that has its own buffer to fill."""
         if self._zi is None:
-            self._zi = self._zi_unit * y[:, :1, None]
+            self._zi = (self._zi_unit[None, :, :] * y[:, :1, None]).reshape(y.shape[0], -1)
         elif self._zi.shape[0] != y.shape[0]:
             raise ValueError(f"StreamingSos.process: samples of shape {y.shape} do not match the "
                              f"filter's state {self._zi.shape}")
-        if _sosfilt_kernel is not None:
-            _sosfilt_kernel(self.sos, y, self._zi)  # updates the state in place
-            return
-        y[...], zi = signal.sosfilt(self.sos, y, axis=-1, zi=np.moveaxis(self._zi, 0, 1))
-        self._zi = np.ascontiguousarray(np.moveaxis(zi, 1, 0))
+        y[...], self._zi = self._cascade.run(y, self._zi)
 
 
-@functools.lru_cache(maxsize=16)
-def _unit_zi(sos_bytes: bytes, n_sections: int) -> np.ndarray:
-    return signal.sosfilt_zi(np.frombuffer(sos_bytes).reshape(n_sections, 6))
+@functools.lru_cache(maxsize=32)
+def _cascade(sos_bytes: bytes, n_sections: int) -> iir.Cascade:
+    """One ``iir.Cascade`` (and its block matrices) per filter design, shared by the streams."""
+    return iir.Cascade(np.frombuffer(sos_bytes).reshape(n_sections, 6))
 
 
 def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Forward-backward filtering (no phase shift, so no delay on a fiducial point), each pass
     started in the steady state of its first sample; cheaper than ``sosfiltfilt``'s padding
     for the short windows the vitals use, at the cost of a short edge transient."""
-    sos = np.ascontiguousarray(sos, dtype=float)
-    zi = _unit_zi(sos.tobytes(), sos.shape[0])
-    fwd = StreamingSos.__new__(StreamingSos)
-    fwd.sos, fwd._zi_unit, fwd._zi = sos, zi, None
+    fwd = StreamingSos(sos)
     y = fwd.process(np.asarray(x, dtype=float))
     fwd.reset()
     return fwd.process(y[::-1])[::-1]
@@ -169,17 +152,17 @@ def gradient(x: np.ndarray) -> np.ndarray:
 
 
 def find_peaks(x: np.ndarray, distance: float = 1.0, height: float | None = None) -> np.ndarray:
-    """``scipy.signal.find_peaks(x, height=height, distance=distance)[0]`` without its wrapper."""
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    if _local_maxima_1d is None or x.ndim != 1:  # pragma: no cover
-        return signal.find_peaks(x, distance=distance, height=height)[0]
+    """``scipy.signal.find_peaks(x, height=height, distance=distance)[0]`` (``models.peaks``)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"find_peaks needs a 1-D signal, got shape {x.shape}")
     if distance < 1:
         raise ValueError(f"find_peaks: distance must be >= 1, got {distance}")
-    peaks = _local_maxima_1d(x)[0]
+    peaks = local_maxima(x)
     if height is not None and peaks.size:
         peaks = peaks[x[peaks] >= height]
     if distance > 1 and peaks.size > 1:
-        peaks = peaks[_select_by_peak_distance(peaks, x[peaks], float(distance))]
+        peaks = peaks[select_by_distance(peaks, x[peaks], distance)]
     return peaks
 
 

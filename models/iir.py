@@ -31,8 +31,10 @@ import math
 import numpy as np
 
 #: Blocks are cut into pieces whose lengths are powers of two up to this (a 128 x 128
-#: float64 matrix is 128 KB), so a filter caches at most eight sets of matrices, ~180 KB.
+#: float64 matrix is 128 KB).
 MAX_BLOCK = 128
+#: A block up to this long (one second of ECG at 250 Hz) may get a matrix of its own.
+MAX_EXACT = 256
 _BTYPES = ("lowpass", "highpass", "bandpass")
 
 
@@ -213,11 +215,12 @@ class Cascade:
     """An SOS cascade ready to filter blocks with little per-call overhead: the streaming
     filters of the signal path call ``run`` once per block and channel group.
 
-    Up to ``EXACT_LENGTHS`` block lengths of at most MAX_BLOCK samples get a matrix of their
-    own (one product per block); other lengths go in power-of-two pieces.
+    Up to ``EXACT_LENGTHS`` block lengths of at most MAX_EXACT samples get a matrix of their
+    own (one product per block; at most ~2 MB per filter); other lengths go in power-of-two
+    pieces.
     """
 
-    EXACT_LENGTHS = 8
+    EXACT_LENGTHS = 4
 
     def __init__(self, sos) -> None:
         self.sos = _check_sos(sos)
@@ -225,19 +228,24 @@ class Cascade:
         self.n_states = 2 * self.n_sections
         self._key = self.sos.tobytes()
         self._plans: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+        self._matrices: dict[int, np.ndarray] = {}  # block length -> its matrix
         self._exact = 0
 
+    def _matrix(self, length: int) -> np.ndarray:
+        m = self._matrices.get(length)
+        if m is None:
+            m = self._matrices[length] = _block.__wrapped__(self._key, self.n_sections, length)
+        return m
+
     def _plan(self, length: int) -> list[tuple[int, int, np.ndarray]]:
-        if length <= MAX_BLOCK and self._exact < self.EXACT_LENGTHS:
-            self._exact += 1
+        if length <= MAX_EXACT and (length in self._matrices or self._exact < self.EXACT_LENGTHS):
+            self._exact += length not in self._matrices
             pieces: tuple[int, ...] = (length,)
-            matrices = [_block.__wrapped__(self._key, self.n_sections, length)]
         else:
             pieces = _pieces(length)
-            matrices = [_block(self._key, self.n_sections, p) for p in pieces]
         plan, start = [], 0
-        for piece, m in zip(pieces, matrices):
-            plan.append((start, start + piece, m))
+        for piece in pieces:
+            plan.append((start, start + piece, self._matrix(piece)))
             start += piece
         if len(self._plans) < 4 * self.EXACT_LENGTHS:
             self._plans[length] = plan
@@ -246,6 +254,8 @@ class Cascade:
     def run(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Filter ``rows`` (signals, n) from ``state`` (signals, 2K); return (y, new state)."""
         n = rows.shape[1]
+        if n > MAX_EXACT and n not in self._plans:
+            return self._run_long(rows, state)
         plan = self._plans.get(n) or self._plan(n)
         if len(plan) == 1:
             z = np.concatenate((rows, state), axis=1) @ plan[0][2]
@@ -256,6 +266,32 @@ class Cascade:
             y[:, a:b] = z[:, : b - a]
             state = z[:, b - a:]
         return y, state
+
+    def _run_long(self, rows: np.ndarray, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A long block as MAX_BLOCK-sample chunks filtered side by side from rest (one matrix
+        product), then each chunk's start state carried forward (tiny products) and its
+        response added (one more product): the same result as chunk after chunk."""
+        n, size = rows.shape[1], MAX_BLOCK
+        chunks = n // size
+        m = self._matrix(size)
+        t_c, o_t, a_t = m[:size], m[size:, :size], m[size:, size:]
+        y = np.empty_like(rows)
+        new_state = np.empty_like(state)
+        for r in range(rows.shape[0]):
+            z = rows[r, : chunks * size].reshape(chunks, size) @ t_c
+            starts = np.empty((chunks, self.n_states))
+            s = state[r]
+            for c in range(chunks):
+                starts[c] = s
+                s = s @ a_t + z[c, size:]
+            y[r, : chunks * size] = (z[:, :size] + starts @ o_t).ravel()
+            rest = n - chunks * size
+            if rest:
+                tail, s = self.run(rows[r:r + 1, chunks * size:], s[None, :])
+                y[r, chunks * size:] = tail[0]
+                s = s[0]
+            new_state[r] = s
+        return y, new_state
 
 
 @functools.lru_cache(maxsize=16)

@@ -40,14 +40,24 @@ def select_by_distance(peaks: np.ndarray, priority: np.ndarray, distance: float)
     if n < 2:
         return keep
     d = math.ceil(distance)
-    order = np.argsort(priority)
-    lo = np.searchsorted(peaks, peaks - d, side="right")  # first peak within d on the left
-    hi = np.searchsorted(peaks, peaks + d, side="left")  # one past the last within d on the right
-    for j in order[::-1]:
-        if keep[j]:
-            keep[lo[j]:j] = False
-            keep[j + 1:hi[j]] = False
-    return keep
+    if np.all(np.diff(peaks) >= d):
+        return keep  # nothing to remove (beats further apart than the refractory distance)
+    # Plain Python on lists: the peaks of a window number tens, where numpy's per-call cost
+    # exceeds the work.
+    pos = peaks.tolist()
+    kept = [True] * n
+    for j in np.argsort(priority)[::-1].tolist():
+        if not kept[j]:
+            continue
+        k = j - 1
+        while k >= 0 and pos[j] - pos[k] < d:
+            kept[k] = False
+            k -= 1
+        k = j + 1
+        while k < n and pos[k] - pos[j] < d:
+            kept[k] = False
+            k += 1
+    return np.array(kept, dtype=bool)
 
 
 def prominences(x: np.ndarray, peaks: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ import math
 from typing import ClassVar
 
 import numpy as np
-from scipy import signal
 
+from models import iir
 from models.dsp import bandpass_sos, fill_nonfinite, find_peaks, highpass_sos, lowpass_sos
 from models.ecg import HRV_WINDOW_S, RPeakDetector, hr_from_ecg, hr_from_rr, hrv
 from models.eda import ScrDetector, tonic_level
@@ -104,8 +104,7 @@ def _design_motion(rate_hz: float) -> np.ndarray:
 
 
 def _group_delay_s(sos: np.ndarray, f_hz: float, rate_hz: float) -> float:
-    _, gd = signal.group_delay(signal.sos2tf(sos), w=[f_hz], fs=rate_hz)
-    return float(gd[0]) / rate_hz
+    return iir.group_delay(sos, f_hz, rate_hz) / rate_hz
 
 
 class VitalsTracker:
