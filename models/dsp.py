@@ -66,7 +66,6 @@ class StreamingSos:
             raise ValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
         self.sos = np.ascontiguousarray(sos)
         self._cascade = _cascade(self.sos.tobytes(), self.sos.shape[0])
-        self._zi_unit = iir.sosfilt_zi(self.sos)
         self._zi: np.ndarray | None = None  # (signals, 2 * n_sections)
 
     def reset(self) -> None:
@@ -93,7 +92,7 @@ class StreamingSos:
         """Filter the rows of a C-contiguous float64 (signals, n) array in place, each row with
         its own state: no copy for a caller that has its own buffer to fill."""
         if self._zi is None:
-            self._zi = (self._zi_unit[None, :, :] * y[:, :1, None]).reshape(y.shape[0], -1)
+            self._zi = self._cascade.zi_unit[None, :] * y[:, :1]
         elif self._zi.shape[0] != y.shape[0]:
             raise ValueError(f"StreamingSos.process: samples of shape {y.shape} do not match the "
                              f"filter's state {self._zi.shape}")

@@ -231,6 +231,14 @@ class Cascade:
         self._matrices: dict[int, np.ndarray] = {}  # block length -> its matrix
         self._exact = 0
 
+    @functools.cached_property
+    def zi_unit(self) -> np.ndarray:
+        """``sosfilt_zi`` in the state layout of ``run`` (2K,): the steady state for a unit step."""
+        a, b, _, _ = _state_space(self._key, self.n_sections)
+        zi = np.linalg.solve(np.eye(self.n_states) - a, b)
+        zi.setflags(write=False)
+        return zi
+
     def _matrix(self, length: int) -> np.ndarray:
         m = self._matrices.get(length)
         if m is None:
@@ -324,8 +332,7 @@ def sosfilt(sos, x, zi=None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
 def sosfilt_zi(sos) -> np.ndarray:
     """The (K, 2) state in which the cascade's output equals a constant input of 1."""
     sos = _check_sos(sos)
-    a, b, _, _ = _state_space(sos.tobytes(), sos.shape[0])
-    return np.linalg.solve(np.eye(a.shape[0]) - a, b).reshape(sos.shape[0], 2)
+    return _cascade(sos.tobytes(), sos.shape[0]).zi_unit.reshape(sos.shape[0], 2).copy()
 
 
 def sosfiltfilt(sos, x, padlen: int | None = None) -> np.ndarray:
