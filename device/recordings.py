@@ -188,20 +188,38 @@ def _triaxial(rec: Recording, xyz: np.ndarray, rate_hz: float, t0_ns: int, unit:
         rec.add(SampleBlock(f"acc_{axis}", rate_hz, t0_ns, column, unit))
 
 
+def read_e4_csv(path: Path) -> tuple[float, float, np.ndarray]:
+    """One E4 CSV file: (start, unix s; rate, Hz; samples (N, columns) as stored)."""
+    try:
+        raw = np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"{path}: not an E4 CSV ({exc})") from None
+    if raw.shape[0] < 3 or not raw[1, 0] > 0:
+        raise ValueError(f"{path}: needs a start-time row, a rate row (> 0 Hz) and samples")
+    return float(raw[0, 0]), float(raw[1, 0]), raw[2:]
+
+
+def read_mat(path: Path, key: str) -> np.ndarray:
+    """Variable ``key`` of a MATLAB file as a float array; a clear error for anything else."""
+    from scipy.io import loadmat
+
+    try:
+        content = loadmat(path)
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file
+        raise ValueError(f"{path}: not a readable MATLAB file ({exc})") from None
+    if key not in content:
+        found = sorted(k for k in content if not k.startswith("__"))
+        raise ValueError(f"{path}: has no variable {key!r} (found {found})")
+    return np.asarray(content[key], dtype=float)
+
+
 def read_e4(directory: Path) -> Recording:
     rec = Recording(directory.name, "e4")
     tables: dict[str, tuple[float, float, np.ndarray, str]] = {}
     for name, (channel, unit) in E4_FILES.items():
         path = directory / name
-        if not path.exists():
-            continue
-        try:
-            raw = np.loadtxt(path, delimiter=",", ndmin=2)
-        except ValueError as exc:
-            raise ValueError(f"{path}: not an E4 CSV ({exc})") from None
-        if raw.shape[0] < 3 or not raw[1, 0] > 0:
-            raise ValueError(f"{path}: needs a start-time row, a rate row (> 0 Hz) and samples")
-        tables[channel] = (float(raw[0, 0]), float(raw[1, 0]), raw[2:], unit)
+        if path.exists():
+            tables[channel] = (*read_e4_csv(path), unit)
     if not tables:
         raise ValueError(f"E4 folder {directory}: none of BVP.csv, EDA.csv, ACC.csv")
     start_s = min(t[0] for t in tables.values())
@@ -218,14 +236,7 @@ def read_e4(directory: Path) -> Recording:
 
 
 def read_spc2015(path: Path) -> Recording:
-    from scipy.io import loadmat
-
-    try:
-        sig = np.asarray(loadmat(path)["sig"], dtype=float)
-    except KeyError:
-        raise ValueError(f"{path}: no 'sig' variable: not an SPC 2015 file") from None
-    except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file
-        raise ValueError(f"{path}: not a readable MATLAB file ({exc})") from None
+    sig = read_mat(path, "sig")
     if sig.ndim != 2 or sig.shape[0] not in (5, 6):
         raise ValueError(f"{path}: sig must be 6 x N (ECG, PPG1, PPG2, acc) or 5 x N, got {sig.shape}")
     rec = Recording(path.stem, "spc2015")

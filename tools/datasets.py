@@ -9,7 +9,8 @@
 - Empatica E4 CSV folders (``BVP.csv``, ``EDA.csv``, ``ACC.csv``, ``TEMP.csv``, ``HR.csv``,
   ``IBI.csv``): first row the start time (unix s), second row the rate, then samples.
 
-Only ``tools/`` and tests import this: the device never reads files of recordings.
+Only ``tools/`` and tests import this. The file parsers are the replay's (``device.recordings``),
+so a recording that replays also loads here and fails the same way when it is broken.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from device.recordings import read_mat
+from tools.physio.dataset import read_e4_csv
 
 SPC_RATE_HZ = 125.0
 SPC_WINDOW_S, SPC_STEP_S = 8.0, 2.0
@@ -54,18 +58,6 @@ class SpcRecording:
         return SPC_WINDOW_S + i * SPC_STEP_S
 
 
-def _loadmat(path: Path, key: str) -> np.ndarray:
-    from scipy.io import loadmat
-
-    try:
-        content = loadmat(path)
-    except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file
-        raise ValueError(f"{path}: not a readable MATLAB file ({exc})") from None
-    if key not in content:
-        raise ValueError(f"{path}: has no variable {key!r} (found {sorted(content)})")
-    return np.asarray(content[key], dtype=float)
-
-
 _TRAIN = re.compile(r"^DATA_(\d+)_TYPE(\d+)\.mat$")
 _TEST = re.compile(r"^TEST_(S\d+)_T(?:YPE)?(\d+)\.mat$")
 
@@ -75,7 +67,7 @@ def load_spc_recording(path: str | Path) -> SpcRecording:
     path = Path(path)
     if not (_TRAIN.match(path.name) or _TEST.match(path.name)):
         raise ValueError(f"{path}: not an SPC 2015 file name (DATA_XX_TYPEYY.mat or TEST_SXX_TYPEYY.mat)")
-    sig = _loadmat(path, "sig")
+    sig = read_mat(path, "sig")
     if _TRAIN.match(path.name):
         if sig.shape[0] != 6:
             raise ValueError(f"{path}: training layout needs sig 6 x N, got {sig.shape}")
@@ -88,16 +80,18 @@ def load_spc_recording(path: str | Path) -> SpcRecording:
         ecg, ppg, acc = None, sig[0:2], sig[2:5]
     if not truth.exists():
         raise ValueError(f"{path}: ground truth {truth.name} is missing")
-    bpm0 = _loadmat(truth, "BPM0").ravel()
+    bpm0 = read_mat(truth, "BPM0").ravel()
     return SpcRecording(path.stem, ppg, acc, bpm0, ecg)
 
 
 def find_spc_recordings(directory: str | Path) -> list[Path]:
-    """Every SPC 2015 signal file in ``directory`` (not recursive), in name order."""
+    """Every SPC 2015 signal file in ``directory`` and its subfolders, in name order (so
+    ``--data ../shared/data`` finds ``spc2015/``)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"SPC 2015 folder {directory} does not exist")
-    return sorted(p for p in directory.iterdir() if _TRAIN.match(p.name) or _TEST.match(p.name))
+    found = (p for p in directory.rglob("*.mat") if _TRAIN.match(p.name) or _TEST.match(p.name))
+    return sorted(found, key=lambda p: (p.name, str(p)))
 
 
 @dataclass
@@ -131,11 +125,12 @@ def load_wfdb_record(path: str | Path, annotation: str = "atr") -> WfdbRecord:
 
 
 def find_wfdb_records(directory: str | Path) -> list[Path]:
+    """Every annotated WFDB record (``.hea`` with ``.atr``) in ``directory`` and its subfolders."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"WFDB folder {directory} does not exist")
-    return sorted(p.with_suffix("") for p in directory.glob("*.hea")
-                  if p.with_suffix(".atr").exists())
+    return sorted((p.with_suffix("") for p in directory.rglob("*.hea") if p.with_suffix(".atr").exists()),
+                  key=lambda p: (p.name, str(p)))
 
 
 @dataclass
@@ -156,17 +151,7 @@ class E4Recording:
 
 
 def _e4_csv(path: Path) -> E4Channel:
-    try:
-        raw = np.loadtxt(path, delimiter=",", ndmin=2)
-    except ValueError as exc:
-        raise ValueError(f"{path}: not an E4 CSV ({exc})") from None
-    if raw.shape[0] < 2:
-        raise ValueError(f"{path}: needs a start-time row and a rate row, got {raw.shape[0]} rows")
-    start, rate = float(raw[0, 0]), float(raw[1, 0])
-    if not rate > 0:
-        raise ValueError(f"{path}: rate row must be > 0 Hz, got {rate}")
-    samples = raw[2:]
-    return E4Channel(start, rate, samples[:, 0] if samples.shape[1] == 1 else samples)
+    return E4Channel(*read_e4_csv(path))
 
 
 def load_e4_folder(directory: str | Path) -> E4Recording:

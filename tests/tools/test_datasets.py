@@ -28,6 +28,12 @@ def test_spc_training_and_test_layouts(tmp_path):
     assert test.ecg is None and test.ppg.shape == (2, n)
     assert train.n_windows == 7  # (20 - 8) / 2 + 1 windows fit and 7 references
     assert test.n_windows == 7
+    # A data root with the recordings one folder down (../shared/data/spc2015) finds them too.
+    nested = tmp_path / "root" / "spc2015"
+    nested.mkdir(parents=True)
+    for p in tmp_path.glob("*.mat"):
+        p.rename(nested / p.name)
+    assert [p.name for p in find_spc_recordings(tmp_path / "root")] == [p.name for p in paths]
 
 
 def test_spc_errors_name_the_problem(tmp_path):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device import recordings
 from models.physio.features import FEATURE_NAMES, Baseline, step_features
 
 E4_ACC_PER_G = 64.0
@@ -49,13 +50,8 @@ class SubjectSteps:
 
 
 def read_e4_csv(path: Path) -> tuple[float, float, np.ndarray]:
-    """(start unix s, rate Hz, samples) of one E4 CSV file."""
-    with open(path) as f:
-        t0 = float(f.readline().split(",")[0])
-        rate = float(f.readline().split(",")[0])
-    data = np.loadtxt(path, delimiter=",", skiprows=2, ndmin=2)
-    if rate <= 0:
-        raise ValueError(f"{path}: sample rate row reads {rate}")
+    """(start unix s, rate Hz, samples; one column squeezed to 1-D) of one E4 CSV file."""
+    t0, rate, data = recordings.read_e4_csv(path)
     return t0, rate, data[:, 0] if data.shape[1] == 1 else data
 
 
