@@ -85,7 +85,7 @@ def _design_matrix(acc: np.ndarray, lag: int) -> np.ndarray:
     return X
 
 
-def remove_motion(ppg: np.ndarray, acc: np.ndarray | None, rate_hz: float) -> np.ndarray:
+def remove_motion(ppg: np.ndarray, acc: np.ndarray | None, rate_hz: float, ridge: float = RIDGE) -> np.ndarray:
     """PPG windows (channels, n) minus their least-squares fit on the accelerometer terms.
 
     ``acc`` (n, 3) band-passed like the PPG and on the same sample grid; None or a still
@@ -102,11 +102,11 @@ def remove_motion(ppg: np.ndarray, acc: np.ndarray | None, rate_hz: float) -> np
     scale = float(np.add.reduce(diag)) / gram.shape[0]
     if not math.isfinite(scale) or scale <= 1e-12:
         return ppg
-    # Ridge (Tikhonov) at RIDGE of the mean regressor power: keeps the solve stable when the
+    # Ridge (Tikhonov) at ``ridge`` of the mean regressor power: keeps the solve stable when the
     # arm is still, and shrinks the fit where the accelerometer explains little - plain least
     # squares also absorbs the part of the pulse that happens to correlate with a motion line
     # near the heart rate, leaving a hole there that pushes the tracker off.
-    diag += RIDGE * scale
+    diag += ridge * scale
     coef = _solve_kernel(gram, X @ ppg.T)
     return ppg - coef.T @ X
 
@@ -180,7 +180,8 @@ def pulse_peaks(x: np.ndarray, rate_hz: float, hr_bpm: float) -> tuple[float | N
 class PulseRateTracker:
     """Heart rate from PPG windows with an accelerometer reference; state carried per window."""
 
-    def __init__(self) -> None:
+    def __init__(self, ridge: float = RIDGE) -> None:
+        self.ridge = ridge  # of the motion fit (``remove_motion``)
         self.hr_bpm: float | None = None
         self._t_s: float | None = None
         self.last_clean = np.empty(0)  # the motion-cleaned window of the best channel
@@ -207,7 +208,7 @@ class PulseRateTracker:
             ppg = ppg[:, ::step]
             acc = None if acc is None else acc[::step]
             rate_hz = rate_hz / step
-        clean = remove_motion(ppg, acc, rate_hz)
+        clean = remove_motion(ppg, acc, rate_hz, self.ridge)
         if clean is ppg:  # nothing removed: keep a copy, not a view on the caller's buffer
             clean = ppg.copy()
         spectra = grid_spectra(clean, rate_hz)

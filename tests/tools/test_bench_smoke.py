@@ -28,6 +28,14 @@ def test_hr_motion_smoke(tmp_path, capsys):
     assert out["bench"] == "hr_motion"
     assert out["results"]["painmon"]["mae_bpm"] < 2.0
     assert set(out["results"]) >= {"painmon", "neurokit2", "heartpy"}
+    # With a second recording, the ridge can be chosen without each one in turn.
+    savemat(tmp_path / "DATA_02_TYPE02.mat", {"sig": np.vstack([np.zeros(t.size), -ppg, -ppg, acc])})
+    savemat(tmp_path / "DATA_02_TYPE02_BPMtrace.mat", {"BPM0": np.full((9, 1), hr)})
+    hr_motion.main(["--data", str(tmp_path), "--loo"])
+    loo = _last_json(capsys)["results"]["painmon"]["ridge_leave_one_out"]
+    assert set(loo["per_recording"]) == {"DATA_01_TYPE01", "DATA_02_TYPE02"}
+    assert loo["mae_bpm"] < 2.0
+    assert len(loo["in_sample_mae_bpm"]) == len(hr_motion.LOO_RIDGES)
 
 
 def test_rpeaks_smoke(capsys):

@@ -10,7 +10,7 @@ NeuroKit2 (``ppg_clean`` + ``ppg_peaks``, HR from the mean peak interval) and He
 fails keeps its previous value (0 bpm before its first success, so the error is the whole
 BPM0) and is counted in ``failed_windows``: every window is scored.
 
-    python -m tools.bench.hr_motion --data ../shared/data/spc2015
+    python -m tools.bench.hr_motion --data ../shared/data [--loo]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from models.ppg import RIDGE
 from models.vitals import VitalsTracker
 from sensors.types import SampleBlock
 from tools.bench import cpu_name
@@ -36,11 +37,12 @@ def machine() -> dict:
     return {"cpu": cpu_name(), "threads": 1, "python": platform.python_version()}
 
 
-def painmon_windows(rec, n_windows: int) -> tuple[np.ndarray, np.ndarray]:
+def painmon_windows(rec, n_windows: int, ridge: float = RIDGE) -> tuple[np.ndarray, np.ndarray]:
     """(hr_bpm, quality) per protocol window from the streaming tracker."""
     fs = rec.rate_hz
     tracker = VitalsTracker(window_s=SPC_WINDOW_S, hop_s=SPC_STEP_S, min_quality=0.0,
                             ppg_channels=("ppg_1", "ppg_2"))
+    tracker.pulse.ridge = ridge
     streams = [("ppg_1", rec.ppg[0], ""), ("ppg_2", rec.ppg[1], ""),
                ("acc_x", rec.acc[0], "g"), ("acc_y", rec.acc[1], "g"), ("acc_z", rec.acc[2], "g")]
     block = round(BLOCK_S * fs)
@@ -96,7 +98,33 @@ def fill_failures(hr: np.ndarray) -> tuple[np.ndarray, int]:
     return np.where(idx >= 0, hr[np.maximum(idx, 0)], 0.0), int(failed.sum())
 
 
-def run(data: str) -> dict:
+LOO_RIDGES = (0.003, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.3)
+
+
+def ridge_leave_one_out(paths) -> dict:
+    """The motion fit's ridge weight (``models.ppg.RIDGE``) is the one parameter chosen on these
+    recordings. Here it is chosen without each recording in turn - the value of the grid with
+    the lowest mean MAE on the others - and that recording scored with it: an estimate of the
+    error on recordings the parameter has not seen."""
+    table = np.empty((len(LOO_RIDGES), len(paths)))
+    names = []
+    for j, path in enumerate(paths):
+        rec = load_spc_recording(path)
+        names.append(rec.name)
+        n = rec.n_windows
+        for i, ridge in enumerate(LOO_RIDGES):
+            hr, _ = fill_failures(painmon_windows(rec, n, ridge)[0])
+            table[i, j] = float(np.mean(np.abs(hr - rec.bpm0[:n])))
+    per = {}
+    for j, name in enumerate(names):
+        pick = int(np.delete(table, j, axis=1).mean(axis=1).argmin())
+        per[name] = {"ridge": LOO_RIDGES[pick], "mae_bpm": round(float(table[pick, j]), 3)}
+    return {"mae_bpm": round(float(np.mean([v["mae_bpm"] for v in per.values()])), 3),
+            "per_recording": per,
+            "in_sample_mae_bpm": {str(r): round(float(m), 3) for r, m in zip(LOO_RIDGES, table.mean(axis=1))}}
+
+
+def run(data: str, loo: bool = False) -> dict:
     paths = find_spc_recordings(data)
     if not paths:
         raise SystemExit(f"no SPC 2015 recordings (DATA_*.mat or TEST_*.mat) in {data}")
@@ -148,13 +176,25 @@ def run(data: str) -> dict:
     g = results["painmon"]["published_at_gate"]
     print(f"painmon at the device gate {DEVICE_GATE}: {100 * g['share']:.1f}% of windows published, "
           f"MAE {g['mae_bpm']} bpm; windows: {total_n}")
+    if loo and len(paths) < 2:
+        results["painmon"]["ridge_leave_one_out"] = {"error": "needs at least two recordings"}
+        print("leave-one-out: needs at least two recordings")
+    elif loo:
+        out = results["painmon"]["ridge_leave_one_out"] = ridge_leave_one_out(paths)
+        print(f"painmon, ridge {RIDGE} (committed) vs chosen without each recording:")
+        print("  in-sample mean MAE by ridge: " + ", ".join(f"{r}: {m}" for r, m in out["in_sample_mae_bpm"].items()))
+        print("  " + ", ".join(f"{k} {v['mae_bpm']} ({v['ridge']})" for k, v in out["per_recording"].items()))
+        print(f"  leave-one-recording-out mean MAE: {out['mae_bpm']} bpm")
     return {"bench": "hr_motion", "data": data, "results": results, "machine": machine()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="folder holding SPC 2015 .mat files")
-    out = run(parser.parse_args(argv).data)
+    parser.add_argument("--data", required=True, help="folder holding SPC 2015 .mat files (searched with its subfolders)")
+    parser.add_argument("--loo", action="store_true",
+                        help="also choose the motion fit's ridge without each recording (8 more painmon passes)")
+    args = parser.parse_args(argv)
+    out = run(args.data, args.loo)
     sys.stdout.flush()
     print(json.dumps(out))
 
