@@ -46,6 +46,9 @@ EDA_MIN_US, EDA_MAX_US = 0.05, 100.0
 # Two heart rates within this agree and are averaged by quality; otherwise the better wins.
 RECONCILE_BPM = 5.0
 SLOW_REFRESH_S = 5.0
+# How far apart the PPG's and the accelerometer's latest samples may be (separate chips, read
+# by separate FIFO reads) for the accelerometer to still serve as the motion reference.
+MOTION_REFERENCE_MARGIN_S = 0.5
 
 
 def hr_from_ppg(ppg: np.ndarray, rate_hz: float) -> Estimate:
@@ -194,8 +197,12 @@ class VitalsTracker:
         return self._channels[name].window(t_ns, self.window_s, 2 * self.hop_s)
 
     def _motion_reference(self, ppg: Window, n: int, t_ns: int) -> np.ndarray | None:
-        """Accelerometer axes (n, 3) on the PPG's sample times, or None without them."""
-        w = self._window("acc", t_ns)
+        """Accelerometer axes (n, 3) on the PPG's sample times, or None without them.
+
+        The two chips are read apart, so their latest samples are tens of ms apart: the
+        accelerometer's window reaches ``MOTION_REFERENCE_MARGIN_S`` further back, and the
+        reference is None only when it does not cover the PPG's window within that margin."""
+        w = self._channels["acc"].window(t_ns, self.window_s + MOTION_REFERENCE_MARGIN_S, 2 * self.hop_s)
         if w is None:
             return None
         m = w.filtered.shape[1]
@@ -203,7 +210,7 @@ class VitalsTracker:
             return w.filtered[:, m - n:].T  # sampled together: same grid, no interpolation
         t_ppg = ppg.t_end_ns - (n - np.arange(n)) * (1e9 / ppg.rate_hz)
         t_acc = w.t_end_ns - (m - np.arange(m)) * (1e9 / w.rate_hz)
-        if t_acc[0] > t_ppg[0] + 1e9 / w.rate_hz:
+        if t_acc[0] > t_ppg[0] + 1e9 / w.rate_hz or t_acc[-1] < t_ppg[-1] - MOTION_REFERENCE_MARGIN_S * 1e9:
             return None
         out = np.empty((n, 3))
         for i in range(3):
