@@ -66,6 +66,14 @@ def _get(*keys):
     return pick
 
 
+def scored(pick):
+    """``pick``, but None for a modality message taken while it calibrates: its score has no
+    baseline yet (the fusion gives it no weight) and would draw a spike that never was."""
+    def pick_scored(message):
+        return None if "calibrating" in (message.get("flags") or ()) else pick(message)
+    return pick_scored
+
+
 def render_report(path: str | Path, out: str | Path) -> Path:
     """Draw the session at ``path`` into ``out`` (.png or .pdf); returns ``out``."""
     out = Path(out)
@@ -113,7 +121,7 @@ def render_report(path: str | Path, out: str | Path) -> Path:
                  linewidth=1.5, label="pain")
     ax_pain.plot(*_values(vitals, t0, _get("physio", "score")), color="#00897b",
                  linewidth=0.8, label="physio")
-    ax_pain.plot(*_values(recording.messages("face"), t0, _get("score")), color="#f57c00",
+    ax_pain.plot(*_values(recording.messages("face"), t0, scored(_get("score"))), color="#f57c00",
                  linewidth=0.8, label="face")
     reports = [e for e in recording.messages("self_report") if e["message"].get("ok")]
     if reports:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from device.recorder import Recorder
-from device.report import envelope, render_report
+from device.report import _get, envelope, render_report, scored
 from sensors.clock import SteppedClock
 from sensors.types import SampleBlock
 
@@ -59,3 +59,10 @@ def test_envelope_keeps_extremes_of_every_bin():
     t, lo, hi = envelope(np.arange(len(y)) / 100.0, y, columns=100)
     assert len(t) == len(lo) == len(hi) <= 100
     assert hi.max() == 5.0 and lo.min() == -3.0
+
+
+def test_scores_taken_while_calibrating_are_not_drawn():
+    pick = scored(_get("score"))
+    assert pick({"score": 6.25, "flags": ["calibrating", "uncalibrated"]}) is None
+    assert pick({"score": 2.0, "flags": ["uncalibrated"]}) == 2.0
+    assert pick({"score": 0.0}) == 0.0
