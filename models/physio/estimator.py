@@ -36,10 +36,6 @@ CALIBRATION_KEEP_S = max(600, HISTORY_STEPS)
 # less than this there is nothing to compare against.
 PROVISIONAL_MIN_STEPS = 30
 UNCALIBRATED_CONFIDENCE = 0.4
-# Exercise raises heart rate and skin conductance as arousal does, and the model was trained on
-# people sitting still: over the last minute's strongest motion (SD of |a|, g), confidence
-# falls from 1 at MOTION_FREE_G to MOTION_FLOOR at MOTION_FULL_G (walking is 0.2-0.5 g).
-MOTION_FREE_G, MOTION_FULL_G, MOTION_FLOOR = 0.1, 0.4, 0.25
 _EDA_UNITS = ("", "uS", "µS", "us")
 _ACCEL_UNITS = ("", "g")
 
@@ -71,12 +67,6 @@ class _Channel:
         drop = int(round((self.t_end_ns - end_ns) * self.rate_hz / 1e9))
         stop = len(self.samples) - max(drop, 0)
         return self.samples[max(stop - int(round(seconds * self.rate_hz)), 0):stop]
-
-
-def motion_confidence(motion_g: float) -> float:
-    """The confidence factor for arousal read while (or shortly after) the wearer moved."""
-    share = (motion_g - MOTION_FREE_G) / (MOTION_FULL_G - MOTION_FREE_G)
-    return float(np.clip(1.0 - share * (1.0 - MOTION_FLOOR), MOTION_FLOOR, 1.0))
 
 
 class PhysioEstimator:
@@ -187,9 +177,7 @@ class PhysioEstimator:
         features = {name: float(v) for name, v in zip(FEATURE_NAMES, raw)}
         if np.isnan(raw[0]) and "no_ppg" not in flags:
             flags.append("poor_ppg")
-        motion = np.array(self._raw)[-self.steps:, FEATURE_NAMES.index("motion_g")]
-        motion_factor = motion_confidence(float(np.nanmax(motion)) if np.isfinite(motion).any() else 0.0)
-        if motion_factor < 1.0:
+        if raw[FEATURE_NAMES.index("motion_g")] > 0.1:
             flags.append("motion")
         if baseline is None:
             return ModalityEstimate("physio", None, 0.0, float(np.clip(quality, 0, 1)),
@@ -202,7 +190,7 @@ class PhysioEstimator:
             seq = np.concatenate([np.zeros((self.steps - len(seq), seq.shape[1]), np.float32), seq])
         p = float(np.clip(self.model.run(seq[None].astype(np.float32))[0].ravel()[0], 0.0, 1.0))
         recent_q = float(np.mean(np.array(self._quality)[-self.steps:]))
-        confidence = recent_q * filled * motion_factor * (1.0 if calibrated else UNCALIBRATED_CONFIDENCE)
+        confidence = recent_q * filled * (1.0 if calibrated else UNCALIBRATED_CONFIDENCE)
         features["arousal_probability"] = p
         return ModalityEstimate("physio", 10.0 * p, float(np.clip(confidence, 0.0, 1.0)),
                                 float(np.clip(quality, 0.0, 1.0)), features, tuple(flags))

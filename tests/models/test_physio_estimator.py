@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.modality import ModalityEstimate
-from models.physio.estimator import DEFAULT_MODEL, PhysioEstimator, motion_confidence
+from models.physio.estimator import DEFAULT_MODEL, PhysioEstimator
 from models.physio.features import SEQUENCE_STEPS, Baseline
 from models.physio.inputs import INPUT_NAMES
 from models.runtime import TFLiteModel
@@ -86,19 +86,6 @@ def test_arousal_scores_above_rest_after_calibration(calibrated):
     assert r.confidence > 0.6 and a.confidence > 0.6
     assert a.features["hr_bpm"] > r.features["hr_bpm"] + 20
     json.dumps(a.to_dict())
-
-
-def test_arousal_while_walking_is_flagged_and_trusted_less(calibrated):
-    """Exercise looks like arousal to the body: the score may rise, its confidence must not."""
-    _, _, _, baseline = calibrated
-    est = PhysioEstimator(baseline=baseline, ppg_polarity=-1)
-    _, t = _feed(est, 90, 2000, seed=4, **REST)
-    walking, _ = _feed(est, 60, t, seed=5, **(AROUSED | {"motion": 0.35}))
-    w = walking[-1]
-    assert "motion" in w.flags
-    assert w.features["motion_g"] > 0.2
-    assert w.confidence <= motion_confidence(w.features["motion_g"]) + 1e-9
-    assert motion_confidence(0.05) == 1.0 and motion_confidence(0.4) == pytest.approx(0.25)
 
 
 def test_missing_eda_lowers_quality_and_is_flagged():
