@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.ndimage import median_filter, minimum_filter1d, uniform_filter1d
 
+from models.dsp import median_filter1d, minimum_filter1d, uniform_filter1d
 from models.iir import butter, sosfiltfilt
 from models.peaks import find_peaks
 from models.physio.respiration import (
@@ -159,11 +159,11 @@ def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str =
     sos = _butter_sos((low, high), "bandpass", rate_hz)
     padlen = min(len(x) - 1, int(3 * rate_hz))
     y = sosfiltfilt(sos, x - np.median(x), padlen=padlen) * (1 if polarity >= 0 else -1)
-    rms = np.sqrt(uniform_filter1d(y * y, size=max(3, int(3 * rate_hz)), mode="nearest"))
+    rms = np.sqrt(uniform_filter1d(y * y, max(3, int(3 * rate_hz))))
     z = y / (rms + 1e-12 + 1e-6 * np.max(np.abs(y)))
     peaks = find_peaks(z, distance=max(1, int(_IBI_MIN_S * rate_hz)), prominence=0.8)
     trough_w = max(2, int(0.4 * rate_hz))
-    troughs = minimum_filter1d(y, size=trough_w, origin=(trough_w - 1) // 2, mode="nearest")
+    troughs = minimum_filter1d(y, trough_w, origin=(trough_w - 1) // 2)
     return peaks / rate_hz, y[peaks] - troughs[peaks]
 
 
@@ -193,7 +193,7 @@ def _beat_features(x, rate_hz, ends_s, polarity, source):
     ibi = np.diff(beat_t)
     t = beat_t[1:]
     amp = amp[1:]
-    local = median_filter(ibi, size=5, mode="nearest")
+    local = median_filter1d(ibi, 5)
     ok = (ibi > _IBI_MIN_S) & (ibi < _IBI_MAX_S) & (np.abs(ibi / local - 1.0) < _IBI_JUMP)
     ok &= amp > 0
     okf = ok.astype(float)
@@ -246,7 +246,7 @@ def _eda_features(eda_us, rate_hz, ends_s):
         sos = _butter_sos(1.0, "lowpass", rate_hz)
         eda_us = sosfiltfilt(sos, eda_us, padlen=min(len(eda_us) - 1, int(3 * rate_hz)))
     w = max(1, int(round(EDA_WINDOW_S * rate_hz)))
-    tonic = minimum_filter1d(eda_us, size=w, origin=(w - 1) // 2, mode="nearest")
+    tonic = minimum_filter1d(eda_us, w, origin=(w - 1) // 2)
     rises = np.concatenate(([0.0], np.maximum(np.diff(eda_us), 0.0)))
     idx = _sample_index_at(ends_s, rate_hz, len(eda_us))
     covered = ends_s * rate_hz <= len(eda_us) + 1e-6
