@@ -201,8 +201,11 @@ def read_e4_csv(path: Path) -> tuple[float, float, np.ndarray]:
 
 def read_mat(path: Path, key: str) -> np.ndarray:
     """Variable ``key`` of a MATLAB file as a float array; a clear error for anything else."""
-    from scipy.io import loadmat
-
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ValueError(f"{path}: reading MATLAB files needs scipy "
+                         "(pip install 'painmon[replay]')") from None
     try:
         content = loadmat(path)
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for a bad file

@@ -27,7 +27,6 @@ BEGIN, END = "<!-- soup:start", "<!-- soup:end -->"
 #: Why each direct runtime dependency is there, and what painmon uses it for.
 PURPOSE = {
     "numpy": "arrays for every signal: SampleBlocks, filters, features",
-    "scipy": "LAPACK solve for the motion fit (linalg), window filters for the physio features (ndimage), .mat reading for replay",
     "smbus2": "I2C transactions to the MAX3010x, MPU-6050 and ADS1115",
     "spidev": "SPI transactions to the MCP3008 and ADS1292R",
     "gpiozero": "GPIO: data-ready, lead-off, alarm LEDs/buzzer, buttons",
