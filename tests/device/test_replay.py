@@ -68,6 +68,15 @@ def test_spc2015_layouts_and_a_bad_file(tmp_path):
         open_recording(tmp_path / "bad.mat")
 
 
+def test_a_device_without_scipy_names_the_extra_for_mat_files(tmp_path, monkeypatch):
+    from scipy.io import savemat
+
+    savemat(tmp_path / "DATA_01_TYPE01.mat", {"sig": np.zeros((6, 10))})
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # import fails as where scipy is absent
+    with pytest.raises(ValueError, match=r"needs scipy.*painmon\[replay\]"):
+        open_recording(tmp_path / "DATA_01_TYPE01.mat")
+
+
 def test_unknown_paths_are_named(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         open_recording(tmp_path / "nothing")
