@@ -32,6 +32,15 @@ def device_config(broker, state_dir: Path, device_id: str, **mqtt_overrides) -> 
         "simulator": {"seed": 5, "scenario": "demo"}})
 
 
+def wait_broker_saved(store: Path, after_unix_s: float, timeout_s: float = 10.0) -> None:
+    """Wait until the persistent broker has written its database after ``after_unix_s`` (wall
+    time): sessions and subscriptions made before then survive a SIGKILL. A fixed sleep is not
+    enough on a loaded machine."""
+    db = store / "mosquitto.db"
+    wait_until(lambda: db.exists() and db.stat().st_mtime > after_unix_s, timeout_s,
+               "the broker's database saved to disk")
+
+
 def wait_until(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -31,6 +31,7 @@ from tests.device.mqtt_helpers import (
     dedup,
     device_config,
     persistent_broker_config,
+    wait_broker_saved,
     wait_until,
 )
 
@@ -51,6 +52,7 @@ def test_broker_killed_mid_stream_loses_no_pain_estimate(mosquitto_factory, tmp_
     device_id = "bed-f1"
     consumer = PersistentSubscriber(broker.host, broker.port, f"painmon/{device_id}/pain",
                                     "nurse-station-f1")
+    wait_broker_saved(tmp_path / "broker-store", time.time())
     config = device_config(broker, tmp_path / "state", device_id)
     produced: list[dict] = []
     link = MqttLink(config.mqtt, device_id).start()
@@ -62,7 +64,6 @@ def test_broker_killed_mid_stream_loses_no_pain_estimate(mosquitto_factory, tmp_
     t0 = time.monotonic()
     try:
         runner.start()
-        time.sleep(1.5)  # the consumer's session has been saved by now (autosave 1 s)
         wait_until(lambda: len(produced) >= 3, 10, "pain estimates before the kill")
         broker.kill()
         killed_at = len(produced)
@@ -94,6 +95,7 @@ def test_broker_killed_with_messages_in_flight(mosquitto_factory, tmp_path):
     device_id = "bed-f2"
     consumer = PersistentSubscriber(broker.host, broker.port, f"painmon/{device_id}/pain",
                                     "nurse-station-f2")
+    wait_broker_saved(tmp_path / "broker-store", time.time())
     config = device_config(broker, tmp_path / "state", device_id)
     link = MqttLink(config.mqtt, device_id, boot_id="boot-f2").start()
     assert link.wait_connected(5)
@@ -101,7 +103,6 @@ def test_broker_killed_with_messages_in_flight(mosquitto_factory, tmp_path):
     produced = []
     t0 = time.monotonic()
     try:
-        time.sleep(1.2)
         for seq in range(1, 1201):
             message = {"schema": "painmon.pain/1", "device_id": device_id, "boot_id": "boot-f2",
                        "seq": seq, "t": "2026-01-01T00:00:00.000Z", "score": 1.0,
@@ -158,7 +159,7 @@ def test_app_killed_mid_stream_resumes_its_outbox(mosquitto_factory, tmp_path):
         "[face]\nenabled = false\n")
     consumer = PersistentSubscriber(broker.host, broker.port, f"painmon/{device_id}/pain",
                                     "logger-f3")
-    time.sleep(1.2)  # the consumer's session is on the broker's disk
+    wait_broker_saved(tmp_path / "broker-store", time.time())  # the consumer's session is on disk
     app = start_app(config_path, tmp_path / "app.log")
     t0 = time.monotonic()
     try:
