@@ -121,7 +121,9 @@ def test_events_go_to_the_sidecar_at_once_and_into_the_edf(tmp_path):
     finally:
         reader.close()
     assert "vitals hr 72/- eda 3.02" in texts and "alarm raised sensor_missing ppg" in texts
-    assert onsets[list(texts).index("vitals hr 72/- eda 3.02")] == pytest.approx(3.0)
+    # pyedflib reads an onset back up to 0.1 ms off when the start time's sub-second part is
+    # under 0.1 s (about one start in ten); the exact time is in the sidecar (t_ns).
+    assert onsets[list(texts).index("vitals hr 72/- eda 3.02")] == pytest.approx(3.0, abs=2e-4)
     assert any(t.startswith("painmon t0_ns=") for t in texts)
 
 

@@ -122,7 +122,7 @@ def test_e4_replay_through_the_live_pipeline(tmp_path, mosquitto, mqtt_probe):
     write_e4(tmp_path / "e4")
     probe = mqtt_probe(mosquitto.host, mosquitto.port, "painmon/painmon-demo/vitals")
     seen: list[dict] = []
-    run_replay(str(tmp_path / "e4"), speed=8.0, broker=f"{mosquitto.host}:{mosquitto.port}",
+    run_replay(str(tmp_path / "e4"), speed=4.0, broker=f"{mosquitto.host}:{mosquitto.port}",
                outputs=[lambda topic, m: seen.append(m) if topic == "vitals" else None],
                quiet=True)
     assert 38 <= len(seen) <= 41
