@@ -277,17 +277,21 @@ def moving_average(x: np.ndarray, width: int) -> np.ndarray:
 
 # -- box, minimum and median filters as scipy.ndimage's with mode="nearest" ---------------------
 # (the device does not import scipy.ndimage: its import costs ~0.27 s of a 3 s start-up)
-def _nearest_windows(x: np.ndarray, size: int, origin: int) -> np.ndarray:
-    """Row i: the ``size`` samples scipy.ndimage's 1-D filters see at i, the ends repeated.
-    The window starts at i - size // 2 - origin (origin 0: centred; (size - 1) // 2: the
-    last ``size`` samples up to i)."""
+def _nearest_padded(x: np.ndarray, size: int, origin: int) -> tuple[np.ndarray, int]:
+    """``x`` with its end samples repeated, and where sample i's window starts in it: scipy.ndimage's
+    1-D filters see x[i - size // 2 - origin ...] (origin 0: centred; (size - 1) // 2: the last
+    ``size`` samples up to i)."""
     if size < 1 or not -(size // 2) <= origin <= (size - 1) // 2:
         raise ValueError(f"filter size {size} / origin {origin} out of range")
-    n, start = x.size, -(size // 2) - origin
+    start = -(size // 2) - origin
     left, right = max(0, -start), max(0, start + size - 1)
-    padded = np.concatenate((np.full(left, x[0]), x, np.full(right, x[-1]))) if n else x
-    first = start + left
-    return np.lib.stride_tricks.sliding_window_view(padded, size)[first:first + n]
+    return np.concatenate((np.full(left, x[0]), x, np.full(right, x[-1]))), start + left
+
+
+def _nearest_windows(x: np.ndarray, size: int, origin: int) -> np.ndarray:
+    """Row i: the ``size`` samples scipy.ndimage's 1-D filters see at i, the ends repeated."""
+    padded, first = _nearest_padded(x, size, origin)
+    return np.lib.stride_tricks.sliding_window_view(padded, size)[first:first + x.size]
 
 
 def uniform_filter1d(x: np.ndarray, size: int) -> np.ndarray:
@@ -296,10 +300,9 @@ def uniform_filter1d(x: np.ndarray, size: int) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     if x.size == 0:
         return x.copy()
-    start = -(size // 2)
-    padded = np.concatenate((np.full(-start, x[0]), x, np.full(size - 1 + start, x[-1])))
-    c = np.concatenate(([0.0], np.cumsum(padded)))
-    return (c[size:size + x.size] - c[:x.size]) / size
+    padded, first = _nearest_padded(x, size, 0)
+    c = np.concatenate(([0.0], np.cumsum(padded[first:first + x.size + size - 1])))
+    return (c[size:] - c[:x.size]) / size
 
 
 def minimum_filter1d(x: np.ndarray, size: int, origin: int = 0) -> np.ndarray:

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from device.recordings import read_mat
+from device.recordings import SPC_RATE_HZ, read_mat
 from tools.physio.dataset import read_e4_csv
 
-SPC_RATE_HZ = 125.0
 SPC_WINDOW_S, SPC_STEP_S = 8.0, 2.0
 
 

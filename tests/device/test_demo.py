@@ -30,11 +30,11 @@ def demo_process(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_pipeline_vitals_follow_the_simulator():
-    config = default_config().model_copy(update={"simulator": default_config().simulator.model_copy(
-        update={"scenario": "rest", "seed": 3})})
-    clock = ScaledClock(speed=1.0)
+def run_pipeline(config, speed: float, seconds: float):
+    """Run the pipeline on the emulated board; ((clock s, vitals message), ...) and its simulator."""
+    clock = ScaledClock(speed=speed)
     seen: list[tuple[float, dict]] = []
+
     def keep_vitals(topic: str, message: dict) -> None:
         if topic == "vitals":
             seen.append((clock.now_ns() / 1e9, message))
@@ -42,9 +42,16 @@ def test_pipeline_vitals_follow_the_simulator():
     pipeline = Pipeline(config, clock, [keep_vitals])
     simulator = pipeline.board.emulated.simulator
     try:
-        pipeline.run(20.0)
+        pipeline.run(seconds)
     finally:
         pipeline.stop()
+    return seen, simulator
+
+
+def test_pipeline_vitals_follow_the_simulator():
+    config = default_config().model_copy(update={"simulator": default_config().simulator.model_copy(
+        update={"scenario": "rest", "seed": 3})})
+    seen, simulator = run_pipeline(config, speed=1.0, seconds=20.0)
     assert [m["seq"] for _, m in seen] == sorted({m["seq"] for _, m in seen})
     late = [(t, m) for t, m in seen if t >= 12.0]
     assert len(late) >= 7
@@ -70,19 +77,7 @@ def test_pipeline_ppg_follows_the_pulse_through_the_demo_walk():
     the arm swing (about 55 bpm here), or nothing."""
     base = default_config()
     config = base.model_copy(update={"face": base.face.model_copy(update={"enabled": False})})
-    clock = ScaledClock(speed=3.0)
-    seen: list[tuple[float, dict]] = []
-
-    def keep_vitals(topic: str, message: dict) -> None:
-        if topic == "vitals":
-            seen.append((clock.now_ns() / 1e9, message))
-
-    pipeline = Pipeline(config, clock, [keep_vitals])
-    simulator = pipeline.board.emulated.simulator
-    try:
-        pipeline.run(57.0)
-    finally:
-        pipeline.stop()
+    seen, simulator = run_pipeline(config, speed=3.0, seconds=57.0)
     walking = [(t, m) for t, m in seen if 38.0 <= t <= 57.0]
     assert len(walking) >= 12 and all(m["motion_g"] is None or m["motion_g"] > 0.1 for _, m in walking)
     published = [(t, m["hr_bpm"]["ppg"]) for t, m in walking if m["hr_bpm"]["ppg"] is not None]
