@@ -337,6 +337,15 @@ class BusReader:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
+    def poll_due(self) -> int:
+        """Step every sensor that is due, pass on what they read; when the next one is due.
+        The thread does this in its loop; a stepped replay calls it itself, between hops."""
+        for sensor in self.sensors:
+            for block in sensor.step():
+                self.sink(block)
+        now = self.clock.now_ns()
+        return min((s.next_due_ns() for s in self.sensors), default=now + 100_000_000)
+
     def _run(self) -> None:
         try:
             for sensor in self.sensors:
@@ -345,12 +354,8 @@ class BusReader:
             speed = getattr(self.clock, "speed", 1.0)
             while not self._stop.is_set():
                 self._wake.clear()  # an edge from here on ends the wait below at once
-                for sensor in self.sensors:
-                    for block in sensor.step():
-                        self.sink(block)
-                now = self.clock.now_ns()
-                due = min((s.next_due_ns() for s in self.sensors), default=now + 100_000_000)
-                wait_real_s = max(0.0, (due - now) / 1e9 / speed)
+                due = self.poll_due()
+                wait_real_s = max(0.0, (due - self.clock.now_ns()) / 1e9 / speed)
                 # Waiting on an event (not sleeping) lets stop() and data-ready edges end it.
                 self._wake.wait(min(wait_real_s, 0.05))
         except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, never silent

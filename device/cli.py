@@ -130,12 +130,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         if args.broker:
             parse_broker(args.broker)
-        if args.speed <= 0:
+        if args.exact and args.speed is not None:
+            raise ValueError("--exact runs as fast as it can: give --exact or --speed, not both")
+        speed = 1.0 if args.speed is None else args.speed
+        if speed <= 0:
             raise ValueError("--speed must be > 0")
         if args.config and _load(args.config) is None:
             return EXIT_BAD_INPUT
-        return run_replay(args.path, speed=args.speed, broker=args.broker,
-                          config_path=args.config)
+        return run_replay(args.path, speed=speed, broker=args.broker,
+                          config_path=args.config, exact=args.exact)
     except ValueError as exc:
         print(f"painmon replay: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -226,7 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "E4 CSV folder, an SPC 2015 .mat file or a WFDB record through the same "
                        "pipeline as the device, publishing over MQTT as the device would.")
     p.add_argument("path", metavar="PATH", help="the recording")
-    p.add_argument("--speed", type=float, default=1.0, help="times faster than real time")
+    p.add_argument("--speed", type=float, default=None,
+                   help="times faster than real time (default 1); hops are skipped, as on "
+                   "the device, when processing falls behind")
+    p.add_argument("--exact", action="store_true",
+                   help="every hop in order, as fast as the machine goes: the same recording "
+                   "gives the same messages every run")
     p.add_argument("--broker", metavar="HOST:PORT", help="publish to this MQTT broker")
     p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
     p.set_defaults(handler=cmd_replay)

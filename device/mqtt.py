@@ -21,6 +21,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -311,6 +312,17 @@ class MqttLink:
                                 schema=schema if isinstance(schema, str) else None,
                                 user_properties=user_properties)
         return info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0)
+
+    def wait_backlog(self, most: int, timeout_s: float) -> bool:
+        """Wait until at most ``most`` of the messages handed to paho are still unsent or
+        unacknowledged; False on timeout or without a connection. A producer faster than the
+        network (a stepped replay) calls it to stay within paho's queue (``max_queued``)."""
+        deadline = time.monotonic() + timeout_s
+        while self.published - self.acknowledged > most:
+            if not self.connected or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
 
     def publish_status(self) -> None:
         """Publish the retained ``online`` status again (its fields changed)."""

@@ -28,6 +28,8 @@ from device.queues import DropOldestQueue
 from device.timesync import WallClock
 
 log = logging.getLogger(__name__)
+# A stepped run reads a sensor at most this often per hop (opening it, then its data).
+MAX_POLLS_PER_HOP = 8
 
 Output = Callable[[str, dict], None]
 
@@ -70,6 +72,7 @@ class Pipeline:
                              readers=self.readers, face=self.face)
         self._stop = threading.Event()
         self._next_hop_ns: int | None = None
+        self._stepped = False
         # Called with the hop count after each completed hop (the systemd watchdog), and with
         # the blocks each hop drained (the recorder).
         self.hop_listeners: list[Callable[[int], None]] = []
@@ -139,6 +142,31 @@ class Pipeline:
             if self.health.wake.wait(max(0.0, wait_ns / 1e9 / speed)):
                 self.health.wake.clear()
                 self.health.update()
+
+    def run_every_hop(self, seconds: float) -> None:
+        """Every hop in order, as fast as this machine goes, on a ``SteppedClock`` that only
+        this loop moves: before each hop the sensors due by then are read here, in this
+        thread, instead of by the reader threads. The same input then gives the same messages
+        every time, and no hop is skipped however slow the machine (``painmon replay --exact``).
+        """
+        if not hasattr(self.clock, "advance_to"):
+            raise TypeError("run_every_hop needs a clock that only it moves (SteppedClock)")
+        if self.face is not None:
+            raise ValueError("run_every_hop: the face reads a live camera; disable it")
+        self._stepped = True
+        self.pain.start()
+        hop_ns = round(self.config.processing.hop_s * 1e9)
+        t_ns = self.clock.now_ns() + hop_ns
+        end_ns = self.clock.now_ns() + round(seconds * 1e9)
+        while not self._stop.is_set() and t_ns <= end_ns:
+            self.clock.advance_to(t_ns)
+            for reader in self.readers:
+                # A sensor opened at t is read at t as well; a bound keeps a broken one finite.
+                for _ in range(MAX_POLLS_PER_HOP):
+                    if reader.poll_due() > t_ns:
+                        break
+            self.step(t_ns)
+            t_ns += hop_ns
 
     def step(self, t_ns: int) -> dict:
         """One hop: drain the queue, update the signal path, publish. Returns the vitals message."""
@@ -221,6 +249,8 @@ class Pipeline:
                 log.exception("output %r failed on %s", output, topic)
 
     def _supervise_readers(self) -> None:
+        if self._stepped:  # no reader threads: run_every_hop reads the sensors itself
+            return
         for reader in self.readers:
             if reader.alive() or self._stop.is_set():
                 continue

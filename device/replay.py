@@ -8,6 +8,12 @@ would have published. The face is off: video is never recorded.
 
 For painmon's own recordings the clock starts where the recording's first hop sat (from the
 first recorded ``vitals`` event), so every hop sees the window it saw live.
+
+A replay normally runs on a clock ``speed`` times faster than real time, with the device's
+reader threads, and skips hops when processing falls behind, as the device does. With
+``exact`` it runs every hop, in order, as fast as the machine goes, on a clock that moves
+only from hop to hop (``Pipeline.run_every_hop``): the same recording then gives the same
+messages every time, on any machine.
 """
 
 from __future__ import annotations
@@ -26,8 +32,15 @@ from device.acquisition import Sensor
 from device.config import default_config, load_config
 from device.hardware import Board
 from device.recordings import Recording, open_recording
+from sensors.clock import SteppedClock
 
 log = logging.getLogger(__name__)
+
+#: An exact replay waits for the broker every this many hops, so that at most
+#: ``EXACT_BACKLOG`` messages are ever queued in paho (which holds 1000).
+EXACT_PACE_HOPS = 20
+EXACT_BACKLOG = 200
+EXACT_DRAIN_S = 60.0
 
 #: The device's sensor groups, by the channels they deliver.
 SENSOR_OF_CHANNEL = (("ppg_", "ppg"), ("acc_", "accel"), ("eda", "adc"), ("ecg", "adc"))
@@ -120,8 +133,9 @@ def replay_config(config_path: str | None):
 def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
                config_path: str | None = None, out: TextIO = sys.stdout,
                outputs: list[Callable[[str, dict], None]] | None = None,
-               quiet: bool = False) -> int:
-    """Replay ``path`` through the pipeline, publishing over MQTT like the device."""
+               quiet: bool = False, exact: bool = False) -> int:
+    """Replay ``path`` through the pipeline, publishing over MQTT like the device; with
+    ``exact``, every hop as fast as possible and the same messages every run."""
     from device.app import ConsoleSubscriber, _stop_on_signals, mqtt_output, with_broker
     from device.mqtt import MqttLink
     from device.pipeline import Pipeline
@@ -136,8 +150,13 @@ def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
         topic_root = f"{config.mqtt.topic_prefix}/{config.device_id}"
         print(f"painmon replay: {recording.source} recording {recording.name} "
               f"({recording.duration_s:.0f} s, {', '.join(sorted(recording.blocks))}) -> MQTT "
-              f"{host}:{port} topic {topic_root}/#  (speed x{speed:g})", file=out, flush=True)
-        clock = ReplayClock(speed, recording.start_ns)
+              f"{host}:{port} topic {topic_root}/#  "
+              f"({'every hop, as fast as possible' if exact else f'speed x{speed:g}'})",
+              file=out, flush=True)
+        first = first_hop_ns(recording)
+        # pipeline.start() puts the first hop one hop after now: make that the recorded one.
+        start_ns = first - hop_ns if first is not None else recording.start_ns
+        clock = SteppedClock(start_ns) if exact else ReplayClock(speed, recording.start_ns)
         link = stack.enter_context(MqttLink(config.mqtt, config.device_id, boot_id))
         class ReplayPipeline(Pipeline):
             def envelope(self, schema: str) -> dict:
@@ -149,17 +168,22 @@ def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
 
         pipeline = ReplayPipeline(config, clock, list(outputs or []), boot_id=boot_id,
                                   board=replay_board(recording, clock))
-        stack.callback(mqtt_output(config, link, pipeline).stop)
+        output = mqtt_output(config, link, pipeline)
+        stack.callback(output.stop, drain_s=EXACT_DRAIN_S if exact else 2.0)
         if not quiet:
             console = ConsoleSubscriber(host, port, f"{topic_root}/#", protocol, out)
             stack.callback(console.close)
-        first = first_hop_ns(recording)
-        # pipeline.start() puts the first hop one hop after now: make that the recorded one.
-        clock.rebase(first - hop_ns if first is not None else recording.start_ns)
+        if not exact:
+            clock.rebase(start_ns)
         seconds = (recording.end_ns - clock.now_ns()) / 1e9 + 0.5 * config.processing.hop_s
         _stop_on_signals(pipeline)
         try:
-            pipeline.run(seconds)
+            if exact:
+                pipeline.hop_listeners.append(
+                    lambda hops: hops % EXACT_PACE_HOPS or link.wait_backlog(EXACT_BACKLOG, 30.0))
+                pipeline.run_every_hop(seconds)
+            else:
+                pipeline.run(seconds)
         finally:
             pipeline.stop()
         if not quiet:

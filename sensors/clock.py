@@ -76,6 +76,12 @@ class SteppedClock:
         with self._lock:
             self._now_ns += round(seconds * 1e9)
 
+    def advance_to(self, t_ns: int) -> None:
+        with self._lock:
+            if t_ns < self._now_ns:
+                raise ValueError("a monotonic clock cannot go back")
+            self._now_ns = int(t_ns)
+
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.advance(seconds)

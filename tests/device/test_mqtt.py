@@ -237,3 +237,22 @@ def test_mqtt_311_mode(mosquitto, mqtt_probe):
         assert link.publish_json("estimate", {"score": 2.0}, expiry_s=10)
         message = probe.wait_for(lambda m: m.topic.endswith("/estimate"))
         assert message.json() == {"score": 2.0}
+
+
+
+def test_wait_backlog_holds_a_fast_producer_within_the_queue(mosquitto):
+    """A producer faster than the network (2500 messages through a paho queue of 100) loses
+    nothing when it waits on the backlog; without a connection the wait says so at once."""
+    with MqttLink(link_config(mosquitto), "fast", max_queued=100) as link:
+        assert link.wait_connected(10)
+        for i in range(2500):
+            assert link.publish_json("burst", {"i": i}, qos=1), i
+            if i % 25 == 24:
+                assert link.wait_backlog(50, 10.0)
+                assert link.published - link.acknowledged <= 50
+        assert link.wait_backlog(0, 10.0)
+        assert link.failed == 0 and link.acknowledged >= 2500
+    offline = MqttLink(link_config(mosquitto), "offline")
+    offline.published = 5  # handed while never connected
+    t0 = time.monotonic()
+    assert not offline.wait_backlog(0, 5.0) and time.monotonic() - t0 < 1.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -107,6 +108,10 @@ def test_recorded_sensor_emits_blocks_once_the_clock_passes_them():
     assert np.concatenate([c.samples for c in got]) == pytest.approx(np.arange(50.0))
     clock.advance(1.0)
     assert len(sensor.poll()) == 2 and sensor.finished
+    clock.advance_to(2_000_000_000)
+    assert clock.now_ns() == 2_000_000_000
+    with pytest.raises(ValueError, match="cannot go back"):
+        clock.advance_to(1_999_999_999)
 
 
 def test_replay_clock_rebases():
@@ -133,6 +138,52 @@ def test_e4_replay_through_the_live_pipeline(tmp_path, mosquitto, mqtt_probe):
     probe.wait_for(lambda m: m.json()["seq"] == seen[-1]["seq"], timeout=10)
 
 
+def _envelope_free(message: dict) -> dict:
+    return {k: v for k, v in message.items() if k not in ("seq", "t", "boot_id", "t_synced")}
+
+
+def test_exact_replay_runs_every_hop_and_repeats_itself(tmp_path, mosquitto):
+    """However slow the machine (here an output taking 30 ms a message, three per hop, for
+    a 1 s hop replayed far faster than real time), an exact replay runs every hop of the
+    recording in order, and a second run publishes the same vitals and pain estimates."""
+    write_e4(tmp_path / "e4")
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+
+    def replay(**how) -> list[tuple[str, dict]]:
+        seen: list[tuple[str, dict]] = []
+
+        def slow(topic: str, message: dict) -> None:
+            time.sleep(0.03)
+            seen.append((topic, message))
+
+        run_replay(str(tmp_path / "e4"), broker=broker, outputs=[slow], quiet=True, **how)
+        return seen
+
+    # On the replay clock at x40 the same slow output makes the pipeline skip hops.
+    paced = replay(speed=40.0)
+    assert len([m for topic, m in paced if topic == "vitals"]) < 30
+    first, again = replay(exact=True), replay(exact=True)
+    hops = [m["replay"]["t_ns"] for topic, m in first if topic == "vitals"]
+    # One hop a second from 1 s in, to past the last sample (the EDA runs to 40.5 s).
+    assert len(hops) == 41 and np.all(np.diff(hops) == 1_000_000_000), hops
+    assert [m["seq"] for topic, m in first if topic == "vitals"] == sorted(
+        m["seq"] for topic, m in first if topic == "vitals")
+    kept = ("vitals", "pain")
+    assert ([(t, _envelope_free(m)) for t, m in first if t in kept]
+            == [(t, _envelope_free(m)) for t, m in again if t in kept])
+    late = [m["hr_bpm"]["ppg"] for topic, m in first[45:] if topic == "vitals"]
+    assert None not in late and np.median(late) == pytest.approx(HR_BPM, abs=2.0)
+
+
+def test_replay_cli_names_what_is_wrong(tmp_path):
+    write_e4(tmp_path / "e4")
+    for args, expected in ((["--exact", "--speed", "2"], "not both"),
+                           (["--speed", "0"], "--speed must be > 0")):
+        run = subprocess.run([sys.executable, "-m", "device.cli", "replay", str(tmp_path / "e4"),
+                              *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and expected in run.stderr, run.stderr
+
+
 def _noface_config(tmp_path) -> str:
     path = tmp_path / "painmon.toml"
     path.write_text(f'state_dir = "{tmp_path / "state"}"\n[face]\nenabled = false\n'
@@ -140,30 +191,9 @@ def _noface_config(tmp_path) -> str:
     return str(path)
 
 
-def test_demo_record_replays_into_the_same_estimates_and_renders(tmp_path, mosquitto, mqtt_probe):
-    config, rec_dir = _noface_config(tmp_path), tmp_path / "rec"
-    broker = f"{mosquitto.host}:{mosquitto.port}"
-    demo = subprocess.run(check=False, args=[sys.executable, "-m", "device.cli", "demo", "--seconds", "30",
-                           "--speed", "1.5", "--broker", broker, "--config", config,
-                           "--record", str(rec_dir)], cwd=REPO, capture_output=True,
-                          text=True, timeout=180)
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    recorded = [e["message"] for e in open_recording(rec_dir).messages("vitals")]
-    assert len(recorded) >= 25
-
-    probe = mqtt_probe(mosquitto.host, mosquitto.port, "painmon/painmon-demo/vitals")
-    replay = subprocess.run(check=False, args=[sys.executable, "-m", "device.cli", "replay", str(rec_dir),
-                             "--speed", "4", "--broker", broker, "--config", config],
-                            cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
-    replayed = [m.json() for m in probe.messages]
-    boot = replayed[-1]["boot_id"]
-    replayed = [m for m in replayed if m["boot_id"] == boot]
-    assert len(replayed) >= 0.8 * len(recorded), (len(replayed), len(recorded))
-
-    # Each replayed message says where on the recording it was made: pair it with the live
-    # message of the same hop (a loaded machine may make either run skip a hop).
-    live_t = np.array([e["t_ns"] for e in open_recording(rec_dir).messages("vitals")])
+def _same_estimates_as_live(recorded: list[dict], live_t: np.ndarray, replayed: list[dict]) -> None:
+    """Each replayed message says where on the recording it was made: pair it with the live
+    message of the same hop (a loaded machine may make the live run skip a hop)."""
     pairs = {"hr_ppg": [], "eda": []}
     for again in replayed:
         i = int(np.argmin(np.abs(live_t - again["replay"]["t_ns"])))
@@ -181,6 +211,34 @@ def test_demo_record_replays_into_the_same_estimates_and_renders(tmp_path, mosqu
     assert np.median(np.abs(hr[:, 0] - hr[:, 1])) <= 1.0 and np.abs(hr[:, 0] - hr[:, 1]).max() <= 4.0
     eda = np.array(pairs["eda"])
     assert np.abs(eda[:, 0] - eda[:, 1]).max() <= 0.05
+
+
+def test_demo_record_replays_into_the_same_estimates_and_renders(tmp_path, mosquitto, mqtt_probe):
+    config, rec_dir = _noface_config(tmp_path), tmp_path / "rec"
+    broker = f"{mosquitto.host}:{mosquitto.port}"
+    demo = subprocess.run(check=False, args=[sys.executable, "-m", "device.cli", "demo", "--seconds", "30",
+                           "--speed", "1.5", "--broker", broker, "--config", config,
+                           "--record", str(rec_dir)], cwd=REPO, capture_output=True,
+                          text=True, timeout=180)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    recorded = [e["message"] for e in open_recording(rec_dir).messages("vitals")]
+    assert len(recorded) >= 25
+
+    probe = mqtt_probe(mosquitto.host, mosquitto.port, "painmon/painmon-demo/vitals")
+    live_t = np.array([e["t_ns"] for e in open_recording(rec_dir).messages("vitals")])
+    boots: set[str] = set()
+    for how in (["--speed", "4"], ["--exact"]):
+        replay = subprocess.run(check=False, args=[sys.executable, "-m", "device.cli", "replay",
+                                                   str(rec_dir), *how, "--broker", broker,
+                                                   "--config", config],
+                                cwd=REPO, capture_output=True, text=True, timeout=180)
+        assert replay.returncode == 0, replay.stdout[-3000:] + replay.stderr[-3000:]
+        replayed = [m.json() for m in probe.messages if m.json()["boot_id"] not in boots]
+        boots |= {m["boot_id"] for m in replayed}
+        # An exact replay runs every hop; on the replay clock a loaded machine may skip some.
+        least = len(recorded) - 1 if how == ["--exact"] else 0.8 * len(recorded)
+        assert len(replayed) >= least, (how, len(replayed), len(recorded))
+        _same_estimates_as_live(recorded, live_t, replayed)
 
     for name in ("session.png", "session.pdf"):
         report = subprocess.run(check=False, args=[sys.executable, "-m", "device.cli", "report", str(rec_dir),
