@@ -49,7 +49,10 @@ class TFLiteModel:
     """A loaded model with one or more inputs and outputs, run on one thread.
 
     ``run(*inputs)`` quantizes float inputs for int8/uint8 input tensors and dequantizes
-    quantized outputs, so callers always work in float.
+    quantized outputs, so callers always work in float. Every call starts from a clean state:
+    TFLite keeps a recurrent layer's state (the int8 ``UNIDIRECTIONAL_SEQUENCE_LSTM``'s
+    hidden and cell state are variable tensors) from one ``invoke`` to the next, so without
+    the reset a sequence would be scored from where the previous one ended, unlike in training.
     """
 
     def __init__(self, path: str | Path, num_threads: int = 1, prefer: str | None = None) -> None:
@@ -70,6 +73,7 @@ class TFLiteModel:
             raise ValueError(f"{self.path.name}: expects {len(self.inputs)} input(s), got {len(inputs)}")
         for detail, value in zip(self.inputs, inputs):
             self.interpreter.set_tensor(detail["index"], _to_tensor(value, detail))
+        self.interpreter.reset_all_variables()
         self.interpreter.invoke()
         return [_from_tensor(self.interpreter.get_tensor(d["index"]), d) for d in self.outputs]
 

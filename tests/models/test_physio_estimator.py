@@ -33,6 +33,18 @@ def test_committed_int8_model_runs_in_litert():
     assert abs(f.run(x)[0].item() - m.run(x)[0].item()) < 0.15
 
 
+def test_each_sequence_is_scored_from_a_clean_lstm_state():
+    """TFLite keeps the int8 LSTM's state between calls; a score must not depend on the
+    sequence scored before it (as in training, where every sequence starts from zero)."""
+    m = TFLiteModel(DEFAULT_MODEL, num_threads=1)
+    shape = (1, SEQUENCE_STEPS, len(INPUT_NAMES))
+    rest = np.zeros(shape, np.float32)
+    fresh = m.run(rest)[0].item()
+    for level in (6.0, -6.0, 3.0):
+        m.run(np.full(shape, level, np.float32))
+        assert m.run(rest)[0].item() == fresh, level
+
+
 def _feed(est, seconds, t_s, *, hr, rmssd, amp, tonic, scr, motion, seed):
     """Feed ``seconds`` of signals in 1 s blocks; return the estimates and the end time."""
     p = sig.ppg(seconds, PPG_HZ, hr, rmssd, amp, seed=seed, polarity=-1) + 50000
