@@ -118,3 +118,45 @@ def test_bad_units_are_named():
         est.push(accel=SampleBlock("accel_x", 50, 0, np.ones(50), "m/s2"))
     with pytest.raises(FileNotFoundError):
         PhysioEstimator(model_path="/nonexistent/physio.tflite")
+
+
+
+@pytest.mark.data
+def test_streaming_a_stress_predict_recording_gives_the_offline_scores(data_dir):
+    """S05 (55 min) fed to the estimator in 1 s blocks, as the device does, scores each
+    second as the offline toolchain scores the same minute (the model card's figures)."""
+    from tools.physio.dataset import E4_ACC_PER_G, load_subject, read_e4_csv
+    from tools.physio.sequences import subject_sequences
+
+    folder = data_dir / "stress-predict" / "S05"
+    if not folder.is_dir():
+        pytest.skip(f"Stress-Predict not found under {data_dir}")
+    subject = load_subject(folder)
+    x, _, ends = subject_sequences(subject, SEQUENCE_STEPS, hop=1)
+    model = TFLiteModel(DEFAULT_MODEL)
+    offline = {int(e): model.run(seq[None])[0].item() for e, seq in zip(ends, x)}
+
+    files = {name: read_e4_csv(folder / f"{name}.csv") for name in ("BVP", "EDA", "ACC")}
+
+    def second(name: str, k: int) -> tuple[float, np.ndarray, int]:
+        t0, rate, samples = files[name]
+        lo = int(round((subject.t0_s - t0 + k) * rate))
+        return rate, samples[lo:lo + int(rate)], round((subject.t0_s + k) * 1e9)
+
+    est = PhysioEstimator(baseline=subject.baseline)
+    live = {}
+    for k in range(len(subject.values)):
+        rate, bvp, t_ns = second("BVP", k)
+        ppg = SampleBlock("ppg", rate, t_ns, bvp, "")
+        rate, eda, t_ns = second("EDA", k)
+        eda = SampleBlock("eda", rate, t_ns, eda, "uS")
+        rate, acc, t_ns = second("ACC", k)
+        xyz = [SampleBlock(f"acc_{a}", rate, t_ns, acc[:, i] / E4_ACC_PER_G, "g")
+               for i, a in enumerate("xyz")]
+        estimate = est.update(ppg=ppg, eda=eda, accel=xyz)
+        if estimate.score is not None and "warming_up" not in estimate.flags:
+            live[k] = estimate.score / 10
+    both = sorted(set(live) & set(offline))
+    assert len(both) > 0.9 * len(offline)
+    diff = np.abs(np.array([live[k] for k in both]) - np.array([offline[k] for k in both]))
+    assert np.median(diff) <= 0.02 and np.percentile(diff, 90) <= 0.1, np.percentile(diff, [50, 90, 99])

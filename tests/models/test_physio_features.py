@@ -135,19 +135,31 @@ def test_baseline_round_trip_and_errors():
 def test_model_inputs_add_the_change_against_the_minutes_before():
     rest, aroused = _rest_and_aroused()
     base = Baseline.fit(rest.values[40:], rest.quality[40:])
-    values = np.concatenate([rest.values[40:], rest.values[40:], rest.values[40:], aroused.values[40:]])
+    r, a = rest.values[40:], aroused.values[40:]  # 160 steps each
+    # rest 8 min, arousal, rest 13 min, arousal: 1600 steps, more than the device keeps
+    values = np.concatenate([r, r, r, a, r, r, r, r, r, a])
     x = model_inputs(base, values)
     assert x.shape == (len(values), len(INPUT_NAMES)) and x.dtype == np.float32
     n = len(FEATURE_NAMES)
-    hr, hr_change = INPUT_NAMES.index("hr_bpm"), INPUT_NAMES.index("hr_bpm_change")
+    hr = INPUT_NAMES.index("hr_bpm")
+    hr10, hr20 = INPUT_NAMES.index("hr_bpm_change_10min"), INPUT_NAMES.index("hr_bpm_change_20min")
     np.testing.assert_array_equal(x[:CONTEXT_TO_S, n:], 0)  # nothing before yet
     np.testing.assert_allclose(x[:, :n], base.normalise(values))
-    onset = 3 * 160
-    # Early in the arousal the change matches the level (the minutes before were rest) ...
-    assert x[onset + 50, hr_change] == pytest.approx(x[onset + 50, hr], abs=0.3)
-    # ... while at rest neither moves.
-    assert abs(x[onset - 10, hr_change]) < 0.3 and abs(x[onset - 10, hr]) < 0.3
+    first, second = 3 * 160, 9 * 160
+    # Early in the first arousal both changes match the level (the minutes before were rest)
+    assert x[first + 50, hr10] == pytest.approx(x[first + 50, hr], abs=0.3)
+    assert x[first + 50, hr20] == pytest.approx(x[first + 50, hr], abs=0.3)
+    # ... while at rest before it nothing moves.
+    assert abs(x[first - 10, hr10]) < 0.3 and abs(x[first - 10, hr]) < 0.3
+    # Back at rest the changes are negative while the windows still hold the arousal ...
+    assert x[first + 170, hr10] < x[first + 170, hr] - 0.2
+    # ... and thirteen minutes later the last 10 minutes are rest again while the last 20
+    # still hold the first arousal: the two windows say different things.
+    assert abs(x[second - 10, hr10]) < 0.3 and x[second - 10, hr20] < -0.2
+    assert x[second + 50, hr10] == pytest.approx(x[second + 50, hr], abs=0.3)
+    assert x[second + 50, hr20] < x[second + 50, hr10] - 0.2
     # The device computes the newest row from its last HISTORY_STEPS rows only.
+    assert len(values) > HISTORY_STEPS
     np.testing.assert_allclose(model_inputs(base, values[-HISTORY_STEPS:])[-1], x[-1], atol=1e-5)
     with pytest.raises(ValueError, match="model_inputs"):
         model_inputs(base, values[:, :4])

@@ -139,7 +139,8 @@ def test_biovid_loader_on_a_synthetic_part_a_layout(tmp_path):
     col = {name: i for i, name in enumerate(INPUT_NAMES)}
     assert np.all(x[y == 1, -1, col["eda_tonic_us"]] > 0.5)  # higher conductance than at BL1
     assert x[y == 1, :, col["hr_bpm"]].mean() > x[y == 0, :, col["hr_bpm"]].mean() + 1
-    for unmeasured in ("ppg_amp", "motion_g", "resp_rate_brpm", "hr_bpm_change"):
+    for unmeasured in ("ppg_amp", "motion_g", "resp_rate_brpm", "hr_bpm_change_10min",
+                       "hr_bpm_change_20min"):
         assert np.all(x[:, :, col[unmeasured]] == 0), unmeasured
     with pytest.raises(FileNotFoundError, match="no BioVid"):
         biovid.load_subject(tmp_path)
@@ -154,3 +155,26 @@ def test_settled_protocol_leaves_out_the_first_seconds_after_each_label_change()
     assert keep[20:100].all() and not keep[100:120].any() and keep[120:150].all()
     assert not keep[150:170].any() and keep[170:].all()
     assert not keep[:20].any()  # the recording's start counts as a change too
+
+
+def test_breakdown_by_task_and_by_time_since_the_label_changed():
+    from tools.physio.breakdown import breakdown, label_runs
+
+    labels = np.array([-1] * 5 + [0] * 100 + [1] * 50 + [0] * 60 + [1] * 40 + [0] * 45, np.int8)
+    starts, names = label_runs(labels)
+    assert list(starts) == [0, 5, 105, 155, 215, 255]
+    assert names == ["unlabelled", "rest 0", "Stroop", "rest 1", "interview", "rest 2"]
+    subject = dataset.SubjectSteps("S01", 0.0, np.zeros((len(labels), 10)), np.ones(len(labels)),
+                                   labels, None)
+    ends = np.arange(60, len(labels), 5)
+    y = labels[ends]
+    # A model that knows the label once 20 s have passed in each run, and is wrong before.
+    since = ends - starts[np.searchsorted(starts, ends, side="right") - 1]
+    p = np.where(since >= 20, y, 1 - y).astype(float)
+    rows = {name: (value, n) for name, value, n in breakdown(
+        {"S01/ends": ends, "S01/y": y, "S01/int8": p}, [subject])}
+    assert rows["sequences ending 0-20 s into their run"][0] == 0.0
+    assert rows["sequences ending > 180 s into their run"] == (None, 0)
+    assert rows["sequences ending 20-60 s into their run"][0] == 1.0
+    assert rows["interview vs the rest before the tasks"][1] == 8 + 9  # 40 s and 45 s of ends
+    assert rows["hyperventilation vs the rest before the tasks"] == (None, 9)

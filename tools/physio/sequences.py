@@ -5,16 +5,23 @@ from __future__ import annotations
 import numpy as np
 
 from models.physio.features import SEQUENCE_STEPS
-from models.physio.inputs import model_inputs
+from models.physio.inputs import HISTORY_STEPS, model_inputs
 from tools.physio.dataset import SubjectSteps
 
 
-def subject_sequences(s: SubjectSteps, steps: int = SEQUENCE_STEPS, hop: int = 1):
+def subject_sequences(s: SubjectSteps, steps: int = SEQUENCE_STEPS, hop: int = 1,
+                      truncate: float = 0.0, rng: np.random.Generator | None = None):
     """(X: n x steps x inputs (``models.physio.inputs``), y: n, end index: n) for one subject.
 
     A sequence ends at step e and carries the label of that last second: the device scores
     the minute that has just ended, and its label is what is happening now. Sequences whose
     last second has no label are left out.
+
+    ``truncate`` (training only) is the share of sequences whose history starts at a random
+    step up to ``HISTORY_STEPS`` before their end instead of at the recording's start, as on a
+    device switched on at any time: without it the change inputs' short early history would
+    only ever be seen at the start of the protocol, and a model could learn the protocol's
+    timing (rest first) from it.
     """
     x = model_inputs(s.baseline, s.values)
     if len(x) < steps:
@@ -23,6 +30,12 @@ def subject_sequences(s: SubjectSteps, steps: int = SEQUENCE_STEPS, hop: int = 1
     ends = ends[s.labels[ends] >= 0]
     windows = np.lib.stride_tricks.sliding_window_view(x, steps, axis=0)  # n x 6 x steps
     seqs = np.ascontiguousarray(windows[ends - steps + 1].transpose(0, 2, 1), dtype=np.float32)
+    if truncate > 0:
+        rng = rng or np.random.default_rng(0)
+        for i in np.flatnonzero(rng.random(len(ends)) < truncate):
+            e = ends[i]
+            start = rng.integers(max(e - HISTORY_STEPS + 1, 0), e - steps + 2)
+            seqs[i] = model_inputs(s.baseline, s.values[start:e + 1])[-steps:]
     return seqs, s.labels[ends].astype(np.int8), ends
 
 

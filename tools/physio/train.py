@@ -91,14 +91,15 @@ def inference_model(model, steps: int, units: int, conv_filters: int = 0, pool: 
 
 def fit(subjects: list[SubjectSteps], *, steps: int, units: int, epochs: int, hop: int,
         max_batches: int | None = None, seed: int = 0, seeds: int = 1, conv_filters: int = 0,
-        noise: float = 0.1, pool: int = 1, progress: bool = True):
+        noise: float = 0.1, pool: int = 1, truncate: float = 0.0, progress: bool = True):
     """Train ``seeds`` models (seeds ``seed``, ``seed + 1``, ...) on the same sequences;
     returns (models, training sequences)."""
     import tensorflow as tf
     import tf_keras as keras
     from tqdm.keras import TqdmCallback
 
-    parts = [subject_sequences(s, steps, hop) for s in subjects]
+    rng = np.random.default_rng(seed)
+    parts = [subject_sequences(s, steps, hop, truncate=truncate, rng=rng) for s in subjects]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts]).astype(np.float32)
     if len(np.unique(y)) < 2:
@@ -135,7 +136,8 @@ def _predict_tflite(blob: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def cross_validate(subjects, folds, *, steps, units, epochs, hop, eval_hop, max_batches, progress,
-                   seed=0, seeds=1, conv_filters=0, noise=0.1, pool=1, predictions_out=None):
+                   seed=0, seeds=1, conv_filters=0, noise=0.1, pool=1, truncate=0.0,
+                   predictions_out=None):
     from sklearn.linear_model import LogisticRegression
 
     by_name = {s.subject: s for s in subjects}
@@ -147,7 +149,8 @@ def cross_validate(subjects, folds, *, steps, units, epochs, hop, eval_hop, max_
         print(f"fold {k + 1}/{folds}: held out {' '.join(held)}")
         model, x_train = fit(train, steps=steps, units=units, epochs=epochs, hop=hop,
                              max_batches=max_batches, progress=progress, seed=seed, seeds=seeds,
-                             conv_filters=conv_filters, noise=noise, pool=pool)
+                             conv_filters=conv_filters, noise=noise, pool=pool,
+                             truncate=truncate)
         infer = inference_model(model, steps, units, conv_filters, pool)
         blob = convert.to_tflite(infer, x_train, int8=True)
         peer = LogisticRegression(max_iter=2000, class_weight="balanced").fit(
@@ -201,6 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=2, help="models averaged in one graph")
     ap.add_argument("--noise", type=float, default=0.2, help="training input noise (SD)")
     ap.add_argument("--pool", type=int, default=1, help="steps averaged before the LSTM")
+    ap.add_argument("--truncate", type=float, default=0.0,
+                    help="share of training sequences with a history cut at a random start")
     ap.add_argument("--cv-predictions", type=Path, help="save out-of-fold predictions (.npz)")
     ap.add_argument("--steps", type=int, default=SEQUENCE_STEPS, help="sequence length (s)")
     ap.add_argument("--hop", type=int, default=3, help="training sequence hop (s)")
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     common = {"steps": args.steps, "units": args.units, "epochs": args.epochs, "hop": args.hop,
               "max_batches": args.max_batches, "progress": not args.no_progress,
               "seed": args.seed, "seeds": args.seeds, "conv_filters": args.conv_filters,
-              "noise": args.noise, "pool": args.pool}
+              "noise": args.noise, "pool": args.pool, "truncate": args.truncate}
     cv = None
     if args.folds >= 2:
         cv = cross_validate(subjects, args.folds, eval_hop=args.eval_hop,
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
             "label": "label of the sequence's last second (1 stress, 0 rest)",
             "training_subjects": [s.subject for s in subjects], "units": args.units,
             "conv_filters": args.conv_filters, "seed": args.seed, "seeds": args.seeds, "noise": args.noise,
-            "pool": args.pool,
+            "pool": args.pool, "truncate": args.truncate,
             "epochs": args.epochs, "hop_s": args.hop, "tensorflow": tf.__version__,
             "cross_validation": cv}
     (args.out / "physio_lstm.json").write_text(json.dumps(meta, indent=1) + "\n")
