@@ -108,6 +108,9 @@ def test_discovery_is_retained_and_republished_when_home_assistant_comes_online(
     try:
         assert link.wait_connected(5)
         wait_until(lambda: output.discovery_published >= 1, 5, "discovery")
+        # Handed to paho is not yet stored by the broker: a subscriber arriving in between
+        # gets the configs live (retain 0). Wait for the PUBACKs first.
+        assert link.wait_backlog(0, 5)
         late = mqtt_probe(mosquitto.host, mosquitto.port, "homeassistant/#")
         wait_until(lambda: len(late.messages) >= 6, 5, "six retained configs")
         assert all(m.retain for m in late.messages)
