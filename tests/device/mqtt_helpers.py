@@ -96,6 +96,22 @@ class PersistentSubscriber:
                     raise AssertionError(f"{len(got)} of {count} messages within {timeout_s} s")
                 self._cond.wait(remaining)
 
+    def wait_for_keys(self, keys: list[tuple[str, int]], timeout_s: float) -> list[dict]:
+        """Every message so far, once each (boot_id, seq) of ``keys`` has arrived."""
+        wanted = set(keys)
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                got = [b for _, b, _ in self.messages]
+                missing = wanted - {(b["boot_id"], b["seq"]) for b in got}
+                if not missing:
+                    return got
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"{len(missing)} of {len(wanted)} messages missing "
+                                         f"after {timeout_s} s: {sorted(missing)[:10]}")
+                self._cond.wait(remaining)
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -111,3 +127,58 @@ def dedup(bodies: list[dict]) -> list[dict]:
             seen.add(key)
             out.append(body)
     return out
+
+
+#: How far back a SIGKILLed persistent broker may have lost what it acknowledged: its
+#: ``autosave_interval`` (PERSISTENT_BROKER) and a margin for a loaded machine.
+BROKER_SAVE_WINDOW_S = 1.5
+
+
+class AckWatch:
+    """Watches the outbox from a thread: when each pain estimate left it (the broker's PUBACK).
+
+    A broker killed outright loses what it acknowledged since its last save to disk: that is
+    the broker's durability, not the device's. ``may_be_lost(killed_at)`` names the estimates
+    the broker had acknowledged by the kill but not yet ``BROKER_SAVE_WINDOW_S`` before it;
+    every other one must arrive. Estimates leave the outbox in order, so everything produced
+    before its oldest pending estimate has been acknowledged."""
+
+    def __init__(self, outbox, period_s: float = 0.01) -> None:
+        self.outbox = outbox
+        self._produced: list[tuple[int, float]] = []  # (seq, when it went into the outbox)
+        self.acked_at: dict[int, float] = {}  # seq -> a time by which it had been acknowledged
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(period_s,), daemon=True)
+        self._thread.start()
+
+    def produced(self, seq: int) -> None:
+        with self._lock:
+            self._produced.append((seq, time.monotonic()))
+
+    def _sample(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            oldest = next((json.loads(e.payload)["seq"] for e in self.outbox.pending(limit=50)
+                           if e.topic.endswith("/pain")), None)
+            for seq, at in self._produced[len(self.acked_at):]:
+                if at >= now or (oldest is not None and seq >= oldest):
+                    break
+                self.acked_at[seq] = now
+
+    def _run(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            self._sample()
+
+    def may_be_lost(self, killed_at: float) -> set[int]:
+        """Call after the kill, before the broker is back (acknowledgements still on their
+        way in are counted)."""
+        time.sleep(0.2)
+        self._sample()
+        with self._lock:
+            return {seq for seq, at in self.acked_at.items()
+                    if at > killed_at - BROKER_SAVE_WINDOW_S}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)

@@ -178,3 +178,28 @@ def test_breakdown_by_task_and_by_time_since_the_label_changed():
     assert rows["sequences ending 20-60 s into their run"][0] == 1.0
     assert rows["interview vs the rest before the tasks"][1] == 8 + 9  # 40 s and 45 s of ends
     assert rows["hyperventilation vs the rest before the tasks"] == (None, 9)
+
+
+def test_truncated_histories_are_what_a_device_switched_on_later_would_see(e4_folder):
+    """``truncate`` cuts a training sequence's history at a random start: its inputs are then
+    exactly what ``model_inputs`` gives on the values from that start, the rest-relative
+    features unchanged and the change inputs computed over the shorter history."""
+    from models.physio.inputs import model_inputs
+    from tools.physio.sequences import subject_sequences
+
+    s = dataset.load_subject(e4_folder / "S90")
+    full, y, ends = subject_sequences(s, 60, hop=7)
+    cut, y_cut, ends_cut = subject_sequences(s, 60, hop=7, truncate=1.0,
+                                             rng=np.random.default_rng(3))
+    np.testing.assert_array_equal(ends_cut, ends)
+    np.testing.assert_array_equal(y_cut, y)
+    n = len(dataset.FEATURE_NAMES)
+    np.testing.assert_allclose(cut[:, :, :n], full[:, :, :n], atol=1e-6)
+    changed = np.flatnonzero(np.abs(cut - full).max(axis=(1, 2)) > 1e-3)
+    assert len(changed) > len(ends) // 2
+    # Each cut sequence is the device's view from some start step within its history.
+    for i in changed[:5]:
+        e = ends[i]
+        assert any(np.allclose(model_inputs(s.baseline, s.values[start:e + 1])[-60:], cut[i],
+                               atol=1e-5)
+                   for start in range(max(e - 1259, 0), e - 58))
