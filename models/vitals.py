@@ -193,8 +193,8 @@ class VitalsTracker:
         else:
             self.ignored_blocks[name] = self.ignored_blocks.get(name, 0) + 1
 
-    def _window(self, name: str, t_ns: int) -> Window | None:
-        return self._channels[name].window(t_ns, self.window_s, 2 * self.hop_s)
+    def _window(self, name: str, t_ns: int, extra_s: float = 0.0) -> Window | None:
+        return self._channels[name].window(t_ns, self.window_s + extra_s, 2 * self.hop_s)
 
     def _motion_reference(self, ppg: Window, n: int, t_ns: int) -> np.ndarray | None:
         """Accelerometer axes (n, 3) on the PPG's sample times, or None without them.
@@ -202,7 +202,7 @@ class VitalsTracker:
         The two chips are read apart, so their latest samples are tens of ms apart: the
         accelerometer's window reaches ``MOTION_REFERENCE_MARGIN_S`` further back, and the
         reference is None only when it does not cover the PPG's window within that margin."""
-        w = self._channels["acc"].window(t_ns, self.window_s + MOTION_REFERENCE_MARGIN_S, 2 * self.hop_s)
+        w = self._window("acc", t_ns, extra_s=MOTION_REFERENCE_MARGIN_S)
         if w is None:
             return None
         m = w.filtered.shape[1]

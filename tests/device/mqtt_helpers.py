@@ -84,33 +84,35 @@ class PersistentSubscriber:
         with self._cond:
             return [body for _, body, _ in self.messages]
 
-    def wait_count(self, predicate, count: int, timeout_s: float) -> list[dict]:
+    def _wait(self, missing, timeout_s: float) -> list[dict]:
+        """Every body so far, once ``missing(bodies)`` says nothing is (an empty string);
+        otherwise, at the timeout, an AssertionError with what it says is missing."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
-                got = [b for _, b, _ in self.messages if predicate(b)]
-                if len(got) >= count:
-                    return got
+                bodies = [b for _, b, _ in self.messages]
+                what = missing(bodies)
+                if not what:
+                    return bodies
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"{len(got)} of {count} messages within {timeout_s} s")
+                    raise AssertionError(f"{what} after {timeout_s} s")
                 self._cond.wait(remaining)
+
+    def wait_count(self, predicate, count: int, timeout_s: float) -> list[dict]:
+        def missing(bodies):
+            got = sum(1 for b in bodies if predicate(b))
+            return "" if got >= count else f"{got} of {count} messages"
+        return [b for b in self._wait(missing, timeout_s) if predicate(b)]
 
     def wait_for_keys(self, keys: list[tuple[str, int]], timeout_s: float) -> list[dict]:
         """Every message so far, once each (boot_id, seq) of ``keys`` has arrived."""
         wanted = set(keys)
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                got = [b for _, b, _ in self.messages]
-                missing = wanted - {(b["boot_id"], b["seq"]) for b in got}
-                if not missing:
-                    return got
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"{len(missing)} of {len(wanted)} messages missing "
-                                         f"after {timeout_s} s: {sorted(missing)[:10]}")
-                self._cond.wait(remaining)
+
+        def missing(bodies):
+            gone = wanted - {(b["boot_id"], b["seq"]) for b in bodies}
+            return f"{len(gone)} of {len(wanted)} messages missing: {sorted(gone)[:10]}" if gone else ""
+        return self._wait(missing, timeout_s)
 
     def close(self) -> None:
         self.client.disconnect()
