@@ -59,7 +59,8 @@ def _load(path: str | None):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from device.app import parse_broker, run_demo
+    from device.app.broker_choice import parse_broker
+    from device.app.demo import run_demo
 
     if args.broker:
         try:
@@ -80,14 +81,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_models(args: argparse.Namespace) -> int:
-    from device.fetch_models import main as fetch_main
+    from device.app.fetch_models import main as fetch_main
 
     return fetch_main((["--dest", args.dest] if args.dest else []) + (["--force"] if args.force else []))
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from device.app import parse_broker
-    from device.watch import run_watch
+    from device.app.broker_choice import parse_broker
+    from device.app.watch import run_watch
 
     try:
         host, port = parse_broker(args.broker)
@@ -99,7 +100,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from device.app import run_device
+    from device.app.device import run_device
 
     config = _load(args.config)
     if config is None:
@@ -108,7 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from device.probe import format_table, probe
+    from device.acquisition.probe import format_table, probe
 
     config = _load(args.config)
     if config is None:
@@ -124,8 +125,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from device.app import parse_broker
-    from device.replay import run_replay
+    from device.app.broker_choice import parse_broker
+    from device.app.replay import run_replay
 
     try:
         if args.broker:
@@ -148,7 +149,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     try:
-        from device.report import render_report
+        from device.recording.report import render_report
 
         out = render_report(args.path, args.out)
     except ValueError as exc:
@@ -163,7 +164,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
-    from device.selfreport import SelfReportStore, export_labels
+    from device.care.selfreport import SelfReportStore, export_labels
 
     config = _load(args.config)
     if config is None:

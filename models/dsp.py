@@ -12,8 +12,10 @@ import functools
 import math
 
 import numpy as np
+
 from models import iir
 from models.peaks import local_maxima, select_by_distance
+
 try:
     # NumPy's real-FFT kernel for an even length (what ``np.fft.rfft`` dispatches to): its
     # wrapper's checks cost about as much as a 1024-point transform.
@@ -65,7 +67,7 @@ class StreamingSos:
         if sos.ndim != 2 or sos.shape[1] != 6:
             raise ValueError(f"sos must have shape (n_sections, 6), got {sos.shape}")
         self.sos = np.ascontiguousarray(sos)
-        self._cascade = _cascade(self.sos.tobytes(), self.sos.shape[0])
+        self._cascade = iir.cascade(self.sos)
         self._zi: np.ndarray | None = None  # (signals, 2 * n_sections)
 
     def reset(self) -> None:
@@ -97,12 +99,6 @@ class StreamingSos:
             raise ValueError(f"StreamingSos.process: samples of shape {y.shape} do not match the "
                              f"filter's state {self._zi.shape}")
         y[...], self._zi = self._cascade.run(y, self._zi)
-
-
-@functools.lru_cache(maxsize=32)
-def _cascade(sos_bytes: bytes, n_sections: int) -> iir.Cascade:
-    """One ``iir.Cascade`` (and its block matrices) per filter design, shared by the streams."""
-    return iir.Cascade(np.frombuffer(sos_bytes).reshape(n_sections, 6))
 
 
 def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:

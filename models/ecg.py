@@ -166,7 +166,8 @@ class RPeakDetector:
             idx[-1] = stop
             gaps = ((idx[1:] - idx[:-1]) > SEARCH_BACK_RR * self._rr_s * rate_hz).nonzero()[0]
             for g in gaps:  # per missed beat, not per sample
-                inside = ~beat & (cand > idx[g] + refractory) & (cand < idx[g + 1] - refractory) & (h >= 0.5 * threshold)
+                inside = (~beat & (cand > idx[g] + refractory) & (cand < idx[g + 1] - refractory)
+                          & (h >= 0.5 * threshold))
                 if inside.any():
                     beat[np.flatnonzero(inside)[np.argmax(h[inside])]] = True
         n_beats = int(np.count_nonzero(beat))

@@ -302,9 +302,15 @@ class Cascade:
         return y, new_state
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _cascade(sos_bytes: bytes, n_sections: int) -> Cascade:
     return Cascade(np.frombuffer(sos_bytes).reshape(n_sections, 6))
+
+
+def cascade(sos: np.ndarray) -> Cascade:
+    """One ``Cascade`` (and its block matrices) per filter design, shared by every user."""
+    sos = np.ascontiguousarray(sos, dtype=float)
+    return _cascade(sos.tobytes(), sos.shape[0])
 
 
 def sosfilt(sos, x, zi=None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:

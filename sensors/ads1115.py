@@ -26,7 +26,7 @@ from typing import Self
 
 import numpy as np
 
-from sensors.bus import ChipIdError
+from sensors.bus import ChipIdError, describe_i2c_bus
 from sensors.clock import Clock, Deadline, MonotonicClock
 from sensors.regmap import Field, I2CRegisters, Register, RegisterMap
 from sensors.types import SampleBlock
@@ -76,11 +76,6 @@ def _check_ain(ain: int) -> int:
     return ain
 
 
-def _describe_bus(bus, bus_number: int | None) -> str:
-    number = bus_number if bus_number is not None else getattr(bus, "bus_number", None)
-    return f"i2c-{number}" if number is not None else "i2c"
-
-
 class Ads1115:
     """ADS1115 driver: single-shot or continuous conversions of AINx against GND."""
 
@@ -105,7 +100,7 @@ class Ads1115:
         self.clock = clock if clock is not None else MonotonicClock()
         self.data_rate_sps = data_rate_sps
         self.regs = I2CRegisters(bus, address, ADS1115_REGISTERS)
-        self.where = f"{self.chip} on {_describe_bus(bus, bus_number)} at 0x{address:02x}"
+        self.where = f"{self.chip} on {describe_i2c_bus(bus, bus_number)} at 0x{address:02x}"
         self._comp_que = COMP_QUE_DISABLED
         self._continuous_fs_v: float | None = None
         self._continuous_first_ns = 0

@@ -9,7 +9,8 @@ stuck bus ``ETIMEDOUT`` (110).
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 
 class I2CBus(Protocol):
@@ -45,6 +46,12 @@ SMBUS_BLOCK_MAX = 32
 
 class ChipIdError(RuntimeError):
     """The chip at an address answered, but its ID register says it is another chip."""
+
+
+def describe_i2c_bus(bus, bus_number: int | None = None) -> str:
+    """``i2c-<n>`` for messages: the number given, else the bus's own, else just ``i2c``."""
+    number = bus_number if bus_number is not None else getattr(bus, "bus_number", None)
+    return f"i2c-{number}" if number is not None else "i2c"
 
 
 def open_i2c(bus: int):

@@ -38,6 +38,8 @@ OVF_SATURATED = 0x1F
 BYTES_PER_LED = 3
 #: FIFO data is 18 bits, left-justified in 3 bytes; bits 23:18 are not data.
 DATA_MASK = (1 << 18) - 1
+#: The largest count a sample can read (18-bit ADC at every pulse width's full range).
+FULL_SCALE_COUNTS = DATA_MASK
 
 # Configuration tables: the register code is the index into the tuple.
 SAMPLE_RATES_HZ = (50, 100, 200, 400, 800, 1000, 1600, 3200)  # SPO2_SR
@@ -61,7 +63,7 @@ INT_THRESHOLD_SAMPLES = 17
 INT_FALLBACK_SAMPLES = 25
 
 
-def finger_present(counts, full_scale_counts: int = (1 << 18) - 1) -> bool:
+def finger_present(counts, full_scale_counts: int = FULL_SCALE_COUNTS) -> bool:
     """Whether an IR (or red) block's DC level says a finger is on the sensor."""
     x = np.asarray(counts, dtype=np.float64)
     return bool(x.size) and float(np.median(x)) >= FINGER_ON_MIN_FRACTION * full_scale_counts

@@ -15,7 +15,7 @@ from typing import Self
 
 import numpy as np
 
-from sensors.bus import SMBUS_BLOCK_MAX, ChipIdError
+from sensors.bus import SMBUS_BLOCK_MAX, ChipIdError, describe_i2c_bus
 from sensors.clock import Clock, Deadline, MonotonicClock
 from sensors.regmap import Field, I2CRegisters, Register, RegisterMap
 from sensors.types import SampleBlock
@@ -101,11 +101,6 @@ def sample_rate_divider(sample_rate_hz: float, dlpf_cfg: int) -> int:
     return div
 
 
-def _describe_bus(bus, bus_number: int | None) -> str:
-    number = bus_number if bus_number is not None else getattr(bus, "bus_number", None)
-    return f"i2c-{number}" if number is not None else "i2c"
-
-
 class Mpu6050:
     """MPU-6050 accelerometer driver: FIFO reads with contiguous time stamps.
 
@@ -141,7 +136,7 @@ class Mpu6050:
         self.dlpf_cfg = dlpf_cfg
         self.rate_hz = gyro_output_rate_hz(dlpf_cfg) / (1 + self._smplrt_div)
         self.regs = I2CRegisters(bus, address, MPU6050_REGISTERS)
-        self.where = f"{self.chip} on {_describe_bus(bus, bus_number)} at 0x{address:02x}"
+        self.where = f"{self.chip} on {describe_i2c_bus(bus, bus_number)} at 0x{address:02x}"
         self.dropped_samples = 0
         self.overflows = 0
         self.resyncs = 0

@@ -11,8 +11,8 @@ datasheet. The driver and the chip's emulator both use that table, so they canno
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,8 @@ def data_dir() -> Path:
 def face_model_dir():
     """The pinned third-party face models: fetched once into the default model directory
     ($PAINMON_MODEL_DIR or ~/.cache/painmon/models), verified, and reused afterwards."""
-    from device.fetch_models import FetchError, default_model_dir, fetch_models
+    from device.app.fetch_models import FetchError, fetch_models
+    from device.config.paths import default_model_dir
 
     dest = default_model_dir()
     try:

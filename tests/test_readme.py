@@ -2,8 +2,9 @@
 
 import re
 
-from device.config import reference_markdown
 from tests.conftest import REPO
+
+from device.config import reference_markdown
 
 README = (REPO / "README.md").read_text()
 

@@ -1,11 +1,11 @@
-"""Generate the command schemas and the MQTT API reference (device/API.md).
+"""Generate the command schemas and the MQTT API reference (device/comms/API.md).
 
-    python -m tools.api_docs            # write device/schemas/command.*.schema.json and API.md
+    python -m tools.api_docs            # write device/comms/schemas/command.*.schema.json and API.md
     python -m tools.api_docs --check    # exit 1 when a committed file is out of date
 
 The command schemas come from the pydantic models of the commands a running device registers
 (the pipeline's, plus the recorder's); every other schema is a hand-written file in
-device/schemas/. API.md is rendered from all of them.
+device/comms/schemas/. API.md is rendered from all of them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from device.schemas import SCHEMA_DIR, all_files, command_schema_name
+from device.comms.schemas import SCHEMA_DIR, all_files, command_schema_name
 
 API_MD = SCHEMA_DIR.parent / "API.md"
 SCHEMA_BASE = "https://painmon.invalid/schemas/"
@@ -25,19 +25,22 @@ PREAMBLE = SCHEMA_DIR / "API.preamble.md"
 
 def registered_commands():
     """The commands a device serves, from a pipeline built (not started) on the demo config."""
-    from device.config import default_config
-    from device.pipeline import Pipeline
-    from device.recorder import attach_recorder
     from sensors.clock import SteppedClock
+
+    from device.app.root import build_monitor
+    from device.config import default_config
+    from device.recording.writer import attach_recorder
 
     with tempfile.TemporaryDirectory() as state_dir:
         config = default_config()
         config = config.model_copy(update={"state_dir": Path(state_dir),
                                            "face": config.face.model_copy(update={"enabled": False})})
-        pipeline = Pipeline(config, SteppedClock())
+        monitor = build_monitor(config, SteppedClock())
+        pipeline = monitor.pipeline
         try:
-            attach_recorder(config, pipeline)
-            return dict(pipeline.commands.commands)
+            attach_recorder(config, pipeline, monitor.commands, boot_id=monitor.envelope.boot_id,
+                            wall=monitor.wall)
+            return dict(monitor.commands.commands)
         finally:
             pipeline.stop()
 

@@ -9,7 +9,7 @@
 - Empatica E4 CSV folders (``BVP.csv``, ``EDA.csv``, ``ACC.csv``, ``TEMP.csv``, ``HR.csv``,
   ``IBI.csv``): first row the start time (unix s), second row the rate, then samples.
 
-Only ``tools/`` and tests import this. The file parsers are the replay's (``device.recordings``),
+Only ``tools/`` and tests import this. The file parsers are the replay's (``device.recording.readers``),
 so a recording that replays also loads here and fails the same way when it is broken.
 """
 
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from device.recordings import SPC_RATE_HZ, read_mat
 from tools.physio.dataset import read_e4_csv
+
+from device.recording.readers import SPC_RATE_HZ, read_mat
 
 SPC_WINDOW_S, SPC_STEP_S = 8.0, 2.0
 

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'subject':8} {'n':>5} {'stress':>6} {'AUROC int8':>10} {'float':>6} "
           f"{'logreg':>6} {'bal.acc':>7}  in training set")
     per_subject = {}
-    for n, (x, y, _) in data.items():
+    for n, (_x, y, _) in data.items():
         row = {"n": len(y), "auroc": auroc(y, p8[n]), "auroc_float": auroc(y, pf[n]),
                "balanced_accuracy": balanced_accuracy(y, p8[n]), "in_training_set": n in trained_on}
         if isinstance(peer, dict) and "error" not in peer:

@@ -206,9 +206,10 @@ def face_estimates(person: Person, session: Session, base: np.ndarray,
 
 def demo_base_landmarks() -> np.ndarray:
     """FaceMesh landmarks of the demo photo (needs ``painmon fetch-models``)."""
-    from device.fetch_models import default_model_dir
     from models.face import FaceEstimator
-    from sensors.camera import astronaut_photo
+    from sensors.emulated.photo import astronaut_photo
+
+    from device.config.paths import default_model_dir
 
     obs = FaceEstimator(default_model_dir(), tracking=False, emotion=False).observe(astronaut_photo())
     if not obs.has_face:

@@ -140,21 +140,21 @@ class NeutralBaseline:
             raise ValueError("neutral baseline: eye_aperture must be > 0 (eyes open when calibrating)")
 
     @classmethod
-    def canonical(cls) -> "NeutralBaseline":
+    def canonical(cls) -> NeutralBaseline:
         return cls(dict(CANONICAL_NEUTRAL), frames=0, source="canonical")
 
     def to_dict(self) -> dict:
         return {"measures": {m: float(self.measures[m]) for m in MEASURES}, "frames": self.frames, "source": self.source}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NeutralBaseline":
+    def from_dict(cls, data: dict) -> NeutralBaseline:
         if not isinstance(data, dict) or "measures" not in data:
             raise ValueError("neutral baseline dict needs a 'measures' mapping")
         measures = {m: float(v) for m, v in data["measures"].items() if m in MEASURES}
         return cls(measures, int(data.get("frames", 0)), str(data.get("source", "calibrated")))
 
     @classmethod
-    def from_measures(cls, samples: list[dict[str, float]]) -> "NeutralBaseline":
+    def from_measures(cls, samples: list[dict[str, float]]) -> NeutralBaseline:
         """Median of several frames' measures: robust to a blink or a word mid-calibration."""
         if not samples:
             raise ValueError("no face measures to build a neutral baseline from")

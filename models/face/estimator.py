@@ -6,9 +6,9 @@ Only numbers leave ``process``: the crops live inside one call and are dropped w
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -184,7 +184,7 @@ class EmulatedBoard:
     def _respiration_mv(self, t_s: np.ndarray) -> np.ndarray:
         # The demodulated impedance signal follows the breath; 0.5 mV at the CH1 input is a
         # typical swing for ~1 ohm of thoracic impedance change on the ADS1292R's 32 kHz drive.
-        return 0.5 * np.sin(2 * np.pi * self.simulator._breath_phase(np.asarray(t_s, dtype=float)))
+        return 0.5 * np.sin(2 * np.pi * self.simulator.breath_phase(np.asarray(t_s, dtype=float)))
 
     def apply_contacts(self) -> None:
         """Drive the lead-off reports (AD8232 LO pins, ADS1292R electrodes) from the scenario."""
@@ -200,7 +200,7 @@ class EmulatedBoard:
         chip = self.chips.get("ecg")
         if chip is not None:
             spi = self.spidevs[self.where["ecg"][1]]
-            with spi._lock:  # the spidev lock first, as a transaction takes them
+            with spi.held():  # the spidev lock first, as a transaction takes them
                 chip.set_lead_off(la=not leads_on)
 
     # -- the buses ---------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from sensors.bus import SMBUS_BLOCK_MAX
 

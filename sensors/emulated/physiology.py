@@ -128,7 +128,12 @@ class PhysiologySimulator:
         self._artifact_dir = u / np.linalg.norm(u)
         self._artifact_square = 0.02 * (1 + 0.2 * rng.normal(0, 1, 3))
 
+    def breath_phase(self, t_s: np.ndarray) -> np.ndarray:
+        """The breathing cycle's phase (in cycles) at ``t_s``: its sine is the breath."""
+        return self._breath_phase(t_s)
+
     # -- heart ------------------------------------------------------------------------------
+
     def _phase(self, t: np.ndarray) -> np.ndarray:
         """Beat phase in cycles: beat n is where it crosses n (IPFM)."""
         cols = self.scenario.columns_at(t)

@@ -102,6 +102,11 @@ class EmulatedSpiDev:
     def bus_number(self) -> int:
         return self.bus
 
+    def held(self) -> threading.RLock:
+        """The device's lock, for a change to the chip that must not interleave with a
+        transaction (``with spidev.held(): ...``)."""
+        return self._lock
+
     # -- wiring ----------------------------------------------------------------------------------
     def attach(self, chip):
         """Plug ``chip`` in behind this chip select; returns it."""

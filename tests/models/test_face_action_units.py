@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from models.face import action_units as au
 from models.face import FaceEstimator
+from models.face import action_units as au
 from models.face.geometry import frontalise
 
 

@@ -5,10 +5,16 @@ import pytest
 from skimage import data
 
 from models.face.detection import (
-    LEFT_EYE, MOUTH, NOSE_TIP, RIGHT_EYE, BlazeFaceDetector, ssd_anchors, weighted_nms,
+    LEFT_EYE,
+    MOUTH,
+    NOSE_TIP,
+    RIGHT_EYE,
+    BlazeFaceDetector,
+    ssd_anchors,
+    weighted_nms,
 )
 from models.runtime import TFLiteModel
-from sensors.camera import similarity_warp
+from sensors.emulated.photo import similarity_warp
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +106,8 @@ def test_detection_survives_rotation_and_scale(detector, astronaut, relative_sca
     assert faces[0].width == pytest.approx(reference.width * scale, rel=0.35)
     k, ref_k = faces[0].keypoints, reference.keypoints
     eye_angle = math.degrees(math.atan2(k[LEFT_EYE, 1] - k[RIGHT_EYE, 1], k[LEFT_EYE, 0] - k[RIGHT_EYE, 0]))
-    ref_angle = math.degrees(math.atan2(ref_k[LEFT_EYE, 1] - ref_k[RIGHT_EYE, 1], ref_k[LEFT_EYE, 0] - ref_k[RIGHT_EYE, 0]))
+    ref_angle = math.degrees(math.atan2(ref_k[LEFT_EYE, 1] - ref_k[RIGHT_EYE, 1],
+                                        ref_k[LEFT_EYE, 0] - ref_k[RIGHT_EYE, 0]))
     if angle_deg:
         # BlazeFace eye keypoints are coarse when tilted; they still turn the right way,
         # which is all the upright crop for FaceMesh needs (FaceMesh refines the angle).

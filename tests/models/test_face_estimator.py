@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from models.face import FaceEstimator, FaceModelsUnavailable, NeutralBaseline, neutral_from_frames
-from sensors.camera import PhotoSource
 from sensors.clock import SteppedClock
+from sensors.emulated.photo import PhotoSource
 from sensors.types import Frame
 
 

@@ -6,7 +6,7 @@ import pytest
 from models.face.detection import BlazeFaceDetector
 from models.face.landmarks import FaceMesh, roi_from_detection, roi_from_landmarks
 from models.runtime import TFLiteModel
-from sensors.camera import similarity_warp
+from sensors.emulated.photo import similarity_warp
 
 EYES = [33, 133, 159, 145, 263, 362, 386, 374]
 NOSE_TIP, UPPER_LIP, LOWER_LIP, CHIN, FOREHEAD = 1, 13, 14, 152, 10
@@ -56,7 +56,8 @@ def test_tracking_roi_reproduces_landmarks(models, astronaut):
 @pytest.mark.parametrize("angle_deg", [-30, 30])
 def test_landmarks_follow_a_rotated_face(models, astronaut, angle_deg):
     _, upright = _landmarks(models, astronaut)
-    image = similarity_warp(astronaut, (480, 640), 1.6, math.radians(angle_deg), (-(225 - 256) * 1.6, -(128 - 256) * 1.6))
+    image = similarity_warp(astronaut, (480, 640), 1.6, math.radians(angle_deg),
+                            (-(225 - 256) * 1.6, -(128 - 256) * 1.6))
     _, rotated = _landmarks(models, image)
     def eye_angle(p):
         return math.degrees(math.atan2(p[263, 1] - p[33, 1], p[263, 0] - p[33, 0]))

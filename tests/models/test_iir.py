@@ -11,7 +11,6 @@ import pytest
 from scipy import signal
 
 from models import iir, peaks
-
 from tests.conftest import REPO
 
 DESIGNS = [(btype, cut, order, fs)
@@ -106,7 +105,7 @@ def test_the_signal_path_does_not_import_scipy():
     """scipy.signal's import tree costs ~40 MB and 0.7 s on the device, scipy.ndimage's 0.3 s:
     the app must not pull them in (tools and tests may; replaying a .mat file loads scipy.io
     when it is asked to)."""
-    code = ("import sys; import device.app, device.pipeline, models.vitals, models.physio.estimator; "
+    code = ("import sys; import device.app.device, device.processing.pipeline, models.vitals, models.physio.estimator; "
             "bad = sorted(m for m in sys.modules if m.startswith('scipy')); "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

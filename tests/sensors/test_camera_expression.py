@@ -8,10 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from sensors.camera import PhotoSource, astronaut_photo, open_camera
 from sensors.clock import SteppedClock
-from sensors.emulated.scenario import Scenario
-from sensors.expression import (
+from sensors.emulated.expression import (
     ASTRONAUT_FACE,
     ExpressionUnavailable,
     FacePoints,
@@ -19,6 +17,8 @@ from sensors.expression import (
     lid_closure,
     pain_expression,
 )
+from sensors.emulated.photo import PhotoSource, astronaut_photo
+from sensors.emulated.scenario import Scenario
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -137,8 +137,6 @@ def test_expression_needs_the_photo_points(photo):
     with pytest.raises(ExpressionUnavailable, match="512"):
         PhotoSource(other, expression=lambda t_s: 0.5, face_points=FacePoints.astronaut())
     PhotoSource(other)  # without an expression any photo will do
-    with pytest.raises(ExpressionUnavailable, match="demo photo"):
-        open_camera("0", clock=SteppedClock(), expression=lambda t_s: 0.5)
     with pytest.raises(ValueError, match="missing feature point"):
         FacePoints({"subnasale": (1.0, 2.0)}, (10, 10))
 
@@ -165,7 +163,7 @@ def test_pain_expression_follows_the_scenario():
 def test_the_expression_costs_little_beside_the_motion(photo, expression):
     import time
 
-    from sensors.camera import similarity_warp
+    from sensors.emulated.photo import similarity_warp
 
     def best_ms(fn, n=5):
         times = []

@@ -15,7 +15,7 @@ skimage_data = pytest.importorskip("skimage.data", reason="the demo photo ships 
 
 
 def test_astronaut_photo_is_scikit_images_astronaut():
-    from sensors.camera import astronaut_photo
+    from sensors.emulated.photo import astronaut_photo
 
     photo = astronaut_photo()
     assert photo.dtype == np.uint8 and photo.shape == (512, 512, 3)
@@ -24,7 +24,7 @@ def test_astronaut_photo_is_scikit_images_astronaut():
 
 
 def test_astronaut_photo_does_not_import_scikit_image():
-    code = ("import json, sys; from sensors.camera import astronaut_photo; p = astronaut_photo(); "
+    code = ("import json, sys; from sensors.emulated.photo import astronaut_photo; p = astronaut_photo(); "
             "print(json.dumps({'skimage': any(m == 'skimage' or m.startswith('skimage.') "
             "for m in sys.modules), 'sum': int(p.sum())}))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,

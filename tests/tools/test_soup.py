@@ -6,9 +6,8 @@ import tomllib
 
 import pytest
 
-from tools.soup import DEVICE_EXTRAS, PURPOSE, _applies, direct_dependencies, markdown, soup
-
 from tests.conftest import REPO
+from tools.soup import DEVICE_EXTRAS, PURPOSE, _applies, direct_dependencies, markdown, soup
 
 
 def runtime_requirements() -> set[str]:

@@ -76,19 +76,19 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
             phases_ns[name] = time.monotonic_ns()
             rss_at[name] = rss_now_mb()
 
-    import numpy as np
 
-    from device.app import (
+    from sensors.clock import ScaledClock
+
+    from device.app.device import (
         DEMO_FACE_CALIBRATION_S,
         _demo_wiring,
         _freeze_startup_heap,
         mqtt_output,
         parse_broker,
     )
+    from device.comms.link import MqttLink
     from device.config import default_config
-    from device.mqtt import MqttLink
-    from device.pipeline import Pipeline
-    from sensors.clock import ScaledClock
+    from device.processing.pipeline import Pipeline
 
     mark("imports")
     host, port = parse_broker(broker)

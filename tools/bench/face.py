@@ -23,11 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from device.fetch_models import default_model_dir, fetch_models
 from models.face import FaceEstimator
-from sensors.camera import ImageFolderSource, PhotoSource, VideoFileSource
+from sensors.camera import ImageFolderSource, VideoFileSource
 from sensors.clock import SteppedClock
+from sensors.emulated.photo import PhotoSource
 from tools.bench import cpu_name
+
+from device.app.fetch_models import fetch_models
+from device.config.paths import default_model_dir
 
 PEER_VENV = Path.home() / ".cache" / "painmon" / "peer-venv"
 PEER_REQUIREMENTS = ["mediapipe==0.10.14", "numpy<2"]
