@@ -199,50 +199,6 @@ def refined_peak_times_s(x: np.ndarray, peaks: np.ndarray, rate_hz: float) -> np
     return (inner + parabolic_offset(x[inner - 1], x[inner], x[inner + 1])) / rate_hz
 
 
-def spectral_peak(
-    x: np.ndarray,
-    rate_hz: float,
-    low_hz: float,
-    high_hz: float,
-    harmonics: int = 3,
-    pad_factor: int = 4,
-) -> tuple[float | None, float]:
-    """Dominant frequency in [low_hz, high_hz] and its share of the signal's power.
-
-    Hann-windowed periodogram zero-padded to ``pad_factor`` times the window (finer grid for
-    the search), peak refined by parabolic interpolation on the log power (exact for a
-    Gaussian lobe, a good fit for the Hann main lobe). The share counts the power within one
-    main-lobe half-width (2/T) of the peak and of its first ``harmonics - 1`` harmonics, over
-    the total power: near 1 for a clean periodic pulse, low for broadband noise.
-    Returns (None, 0.0) for a window with no power.
-    """
-    x = np.asarray(x, dtype=float)
-    n = x.size
-    if n < 8:
-        return None, 0.0
-    x = x - x.mean()
-    nfft = 1 << int(np.ceil(np.log2(n * pad_factor)))
-    spectrum = np.fft.rfft(x * _hann(n), nfft)
-    power = spectrum.real**2 + spectrum.imag**2
-    total = power.sum()
-    if not np.isfinite(total) or total <= 1e-300:
-        return None, 0.0
-    df = rate_hz / nfft
-    k_lo = max(1, int(np.ceil(low_hz / df)))
-    k_hi = min(power.size - 2, int(np.floor(high_hz / df)))
-    if k_hi <= k_lo:
-        return None, 0.0
-    k = k_lo + int(np.argmax(power[k_lo : k_hi + 1]))
-    log_p = np.log(power[k - 1 : k + 2] + total * 1e-18)
-    f_peak = (k + float(parabolic_offset(log_p[0], log_p[1], log_p[2]))) * df
-    half_width_hz = 2.0 * rate_hz / n
-    freqs = np.arange(power.size) * df
-    near = np.zeros(power.size, dtype=bool)
-    for h in range(1, harmonics + 1):
-        near |= np.abs(freqs - h * f_peak) <= half_width_hz
-    return f_peak, float(power[near].sum() / total)
-
-
 def clipped_fraction(raw: np.ndarray) -> float:
     """Fraction of samples pinned at the window's extreme value (ADC or front-end saturation).
 
@@ -266,13 +222,6 @@ def box_kernel(width: int) -> np.ndarray:
     return kernel
 
 
-def moving_average(x: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average of ``width`` samples, same length as ``x``."""
-    return np.convolve(np.asarray(x, dtype=float), box_kernel(width), mode="same")
-
-
-# -- box, minimum and median filters as scipy.ndimage's with mode="nearest" ---------------------
-# (the device does not import scipy.ndimage: its import costs ~0.27 s of a 3 s start-up)
 def _nearest_padded(x: np.ndarray, size: int, origin: int) -> tuple[np.ndarray, int]:
     """``x`` with its end samples repeated, and where sample i's window starts in it: scipy.ndimage's
     1-D filters see x[i - size // 2 - origin ...] (origin 0: centred; (size - 1) // 2: the last

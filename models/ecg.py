@@ -72,16 +72,6 @@ def normal_rr_mask(rr_s: np.ndarray) -> np.ndarray:
     return np.abs(rr_s - local) <= ECTOPIC_REL * local
 
 
-def corrected_rr(rr_s: np.ndarray) -> np.ndarray:
-    """RR series with abnormal intervals replaced by interpolation between normal neighbours."""
-    rr_s = np.asarray(rr_s, dtype=float)
-    ok = normal_rr_mask(rr_s)
-    if ok.all() or not ok.any():
-        return rr_s.copy()
-    idx = np.arange(rr_s.size)
-    return np.interp(idx, idx[ok], rr_s[ok])
-
-
 def hrv(rr_s: np.ndarray) -> Hrv:
     """RMSSD, SDNN and pNN50 over normal-to-normal intervals (Task Force, Circulation 1996):
     successive differences only between two adjacent normal intervals."""

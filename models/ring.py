@@ -159,14 +159,6 @@ class TriaxialBuffer:
         xyz = got[2]
         return got[0], got[1], np.sqrt(np.einsum("ij,ij->j", xyz, xyz))
 
-    def add_axes(
-        self, axis: str, t0_ns: int, rate_hz: float, samples: np.ndarray
-    ) -> tuple[int, float, np.ndarray] | None:
-        """As ``add``, but returns the paired samples themselves, shape (n, 3) in x, y, z order
-        (the PPG's motion reference needs the direction, not only the magnitude)."""
-        got = self.pair(axis, t0_ns, rate_hz, samples)
-        return None if got is None else (got[0], got[1], got[2].T)
-
     def pair(
         self, axis: str, t0_ns: int, rate_hz: float, samples: np.ndarray
     ) -> tuple[int, float, np.ndarray] | None:

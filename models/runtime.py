@@ -41,10 +41,6 @@ def _interpreter_class(prefer: str | None = None):
     )
 
 
-def runtime_name() -> str:
-    return _interpreter_class()[0]
-
-
 class TFLiteModel:
     """A loaded model with one or more inputs and outputs, run on one thread.
 

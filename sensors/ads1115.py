@@ -26,7 +26,7 @@ from typing import Self
 
 import numpy as np
 
-from sensors.bus import ChipIdError, describe_i2c_bus
+from sensors.bus import ChipIdError, I2CBus, describe_i2c_bus
 from sensors.clock import Clock, Deadline, MonotonicClock
 from sensors.regmap import Field, I2CRegisters, Register, RegisterMap
 from sensors.types import SampleBlock
@@ -83,7 +83,7 @@ class Ads1115:
 
     def __init__(
         self,
-        bus,
+        bus: I2CBus,
         address: int = 0x48,
         clock: Clock | None = None,
         *,

@@ -31,7 +31,7 @@ from typing import Self
 
 import numpy as np
 
-from sensors.bus import ChipIdError
+from sensors.bus import ChipIdError, SPIDevice
 from sensors.clock import Clock, MonotonicClock
 from sensors.regmap import Field, Register, RegisterMap
 from sensors.types import SampleBlock
@@ -149,7 +149,7 @@ class Ads1292r:
 
     def __init__(
         self,
-        spi,
+        spi: SPIDevice,
         clock: Clock | None = None,
         *,
         data_rate_sps: int = 250,

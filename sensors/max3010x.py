@@ -23,7 +23,7 @@ from typing import Self
 
 import numpy as np
 
-from sensors.bus import SMBUS_BLOCK_MAX, ChipIdError
+from sensors.bus import SMBUS_BLOCK_MAX, ChipIdError, I2CBus
 from sensors.clock import Clock, Deadline, MonotonicClock
 from sensors.regmap import Field, I2CRegisters, Register, RegisterMap
 from sensors.types import SampleBlock
@@ -155,7 +155,7 @@ class Max30102:
 
     def __init__(
         self,
-        bus,
+        bus: I2CBus,
         address: int = DEFAULT_ADDRESS,
         clock: Clock | None = None,
         *,

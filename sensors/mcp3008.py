@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 from typing import Self
 
+from sensors.bus import SPIDevice
 from sensors.clock import Clock, MonotonicClock
 
 CHANNELS = 8
@@ -82,7 +83,7 @@ class Mcp3008:
 
     def __init__(
         self,
-        spi,
+        spi: SPIDevice,
         clock: Clock | None = None,
         *,
         v_ref_v: float = 3.3,

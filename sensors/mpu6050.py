@@ -15,7 +15,7 @@ from typing import Self
 
 import numpy as np
 
-from sensors.bus import SMBUS_BLOCK_MAX, ChipIdError, describe_i2c_bus
+from sensors.bus import SMBUS_BLOCK_MAX, ChipIdError, I2CBus, describe_i2c_bus
 from sensors.clock import Clock, Deadline, MonotonicClock
 from sensors.regmap import Field, I2CRegisters, Register, RegisterMap
 from sensors.types import SampleBlock
@@ -115,7 +115,7 @@ class Mpu6050:
 
     def __init__(
         self,
-        bus,
+        bus: I2CBus,
         address: int = 0x68,
         clock: Clock | None = None,
         *,

@@ -11,4 +11,8 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto; fi
 fi
 
+# The code's own checks first: style, and the import layering (contracts in pyproject.toml).
+.venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache
+
 exec .venv/bin/python -m pytest "$@"

@@ -9,6 +9,8 @@ from typing import TextIO
 
 import paho.mqtt.client as mqtt
 
+from device.config import PainmonConfig
+
 
 def _fmt(value, spec: str, missing: str = "  --") -> str:
     return missing if value is None else format(value, spec)
@@ -109,3 +111,20 @@ class ConsoleSubscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def device_topics(config: PainmonConfig) -> str:
+    """Every topic the configured device publishes on (its root with ``#``)."""
+    return f"{config.mqtt.topic_prefix}/{config.device_id}/#"
+
+
+def where(config: PainmonConfig) -> str:
+    """The broker and topics a run publishes to, for its first line on the console."""
+    return f"MQTT {config.mqtt.host}:{config.mqtt.port} topic {device_topics(config)}"
+
+
+def console_for(config: PainmonConfig, out: TextIO,
+                annotate: Callable[[str], str] | None = None) -> ConsoleSubscriber:
+    """A console printing everything the configured device publishes."""
+    return ConsoleSubscriber(config.mqtt.host, config.mqtt.port, device_topics(config),
+                             config.mqtt.protocol, out, annotate)

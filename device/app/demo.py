@@ -10,7 +10,7 @@ from typing import TextIO
 from sensors.clock import ScaledClock
 
 from device.app.broker_choice import with_broker
-from device.app.console import ConsoleSubscriber
+from device.app.console import console_for, where
 from device.app.device import connect, freeze_startup_heap, stop_on_signals
 from device.app.root import build_monitor
 from device.comms.link import MqttLink
@@ -59,10 +59,8 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
     boot_id = new_boot_id()
     with ExitStack() as stack:
         config = with_broker(config, broker, stack, out)
-        host, port, protocol = config.mqtt.host, config.mqtt.port, config.mqtt.protocol
-        topic_root = f"{config.mqtt.topic_prefix}/{config.device_id}"
-        print(f"painmon demo: emulated board -> drivers -> signal path -> MQTT {host}:{port} "
-              f"topic {topic_root}/#  (speed x{speed:g}, Ctrl-C stops)", file=out, flush=True)
+        print(f"painmon demo: emulated board -> drivers -> signal path -> {where(config)}  "
+              f"(speed x{speed:g}, Ctrl-C stops)", file=out, flush=True)
         clock = ScaledClock(speed)
         link = stack.enter_context(MqttLink(config.mqtt, config.device_id, boot_id))
         # The demo's face is at rest in its first seconds: take them as the neutral face; then
@@ -82,7 +80,7 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
                     f"EDA {float(simulator.eda_us([t_s])[0]):5.2f})")
 
         if not quiet:
-            console = ConsoleSubscriber(host, port, f"{topic_root}/#", protocol, out, truth)
+            console = console_for(config, out, truth)
             stack.callback(console.close)
         stop_on_signals(monitor.pipeline)
         freeze_startup_heap()

@@ -31,7 +31,7 @@ from sensors.types import SampleBlock
 from device.acquisition.board import Board
 from device.acquisition.sensor import Sensor
 from device.app.broker_choice import with_broker
-from device.app.console import ConsoleSubscriber
+from device.app.console import console_for, where
 from device.app.device import connect, stop_on_signals
 from device.app.root import build_monitor
 from device.comms.link import MqttLink
@@ -147,11 +147,9 @@ def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
     boot_id = new_boot_id()
     with ExitStack() as stack:
         config = with_broker(config, broker, stack, out)
-        host, port, protocol = config.mqtt.host, config.mqtt.port, config.mqtt.protocol
-        topic_root = f"{config.mqtt.topic_prefix}/{config.device_id}"
         print(f"painmon replay: {recording.source} recording {recording.name} "
-              f"({recording.duration_s:.0f} s, {', '.join(sorted(recording.blocks))}) -> MQTT "
-              f"{host}:{port} topic {topic_root}/#  "
+              f"({recording.duration_s:.0f} s, {', '.join(sorted(recording.blocks))}) -> "
+              f"{where(config)}  "
               f"({'every hop, as fast as possible' if exact else f'speed x{speed:g}'})",
               file=out, flush=True)
         first = first_hop_ns(recording)
@@ -169,7 +167,7 @@ def run_replay(path: str, *, speed: float = 1.0, broker: str | None = None,
         connect(monitor, link, stack, recorder=False,
                 drain_s=EXACT_DRAIN_S if exact else 2.0)
         if not quiet:
-            console = ConsoleSubscriber(host, port, f"{topic_root}/#", protocol, out)
+            console = console_for(config, out)
             stack.callback(console.close)
         if not exact:
             clock.rebase(start_ns)

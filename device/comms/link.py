@@ -99,7 +99,7 @@ class MqttLink:
         self.config = config
         self.device_id = device_id
         self.boot_id = boot_id or new_boot_id()
-        self.client_id = config.client_id or f"painmon-{device_id}"
+        self.client_id = config.client_id_for(device_id)
         self.base_topic = f"{config.topic_prefix}/{device_id}"
         self.status_topic = self.topic("status")
         self.status_fields = status_fields
@@ -343,23 +343,6 @@ class MqttLink:
             client.subscribe(topic_filter, options=options)
         else:
             client.subscribe(topic_filter, qos=qos)
-
-    def subscribe_json(self, subtopic: str, callback: JsonCallback, *, qos: int = 1) -> None:
-        """Call ``callback(topic, payload_dict)`` for each JSON message on the device's
-        ``subtopic`` (wildcards allowed here)."""
-
-        def deliver(topic: str, payload: bytes) -> None:
-            try:
-                body = json.loads(payload)
-            except ValueError as exc:
-                log.warning("MQTT: %s: ignored, not JSON: %s", topic, exc)
-                return
-            if not isinstance(body, dict):
-                log.warning("MQTT: %s: ignored, not a JSON object", topic)
-                return
-            callback(topic, body)
-
-        self.subscribe_raw(f"{self.base_topic}/{subtopic}", deliver, qos=qos)
 
     def stats(self) -> dict[str, int]:
         return {"published": self.published, "failed": self.failed,

@@ -118,6 +118,10 @@ class MqttConfig(BaseModel):
             raise KeyedValueError("username", "a password is configured but no mqtt.username")
         return self
 
+    def client_id_for(self, device_id: str) -> str:
+        """The MQTT client identifier: ``client_id``, else ``painmon-<device_id>``."""
+        return self.client_id or f"painmon-{device_id}"
+
 
 class ProcessingConfig(BaseModel):
     model_config = _STRICT
@@ -279,7 +283,3 @@ class PainmonConfig(BaseModel):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
-
-    @property
-    def mqtt_client_id(self) -> str:
-        return self.mqtt.client_id or f"painmon-{self.device_id}"

@@ -184,3 +184,12 @@ class AckWatch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2.0)
+
+
+def serve(monitor, link):
+    """The device's MQTT output on ``link`` for ``monitor``'s commands and alarms (the
+    pipeline's messages are not routed to it: the test publishes what it needs)."""
+    from device.comms.delivery import MqttOutput
+
+    return MqttOutput(monitor.config, link, monitor.envelope, alarms=monitor.alarms,
+                      commands=monitor.commands).start()

@@ -15,7 +15,6 @@ from models.dsp import (
     lowpass_sos,
     parabolic_offset,
     refined_peak_times_s,
-    spectral_peak,
 )
 from models.ring import SampleRing, TriaxialBuffer
 
@@ -81,22 +80,6 @@ def test_streaming_sos_reset_reinitialises_on_the_next_sample():
     assert not f.started
     np.testing.assert_allclose(f.process(np.full(3, 7.0)), 7.0)
     assert f.process(np.empty(0)).size == 0
-
-
-def test_spectral_peak_finds_a_sinusoid_between_bins():
-    rate = 100.0
-    t = np.arange(1000) / rate
-    f, share = spectral_peak(np.sin(2 * np.pi * 1.373 * t), rate, 0.6, 3.4)
-    assert f == pytest.approx(1.373, abs=0.005)
-    assert share > 0.95
-
-
-def test_spectral_peak_share_is_low_for_noise_and_none_for_silence():
-    rng = np.random.default_rng(0)
-    noise = signal.sosfilt(bandpass_sos(0.5, 3.5, 100.0), rng.standard_normal(1000))
-    _, share = spectral_peak(noise, 100.0, 0.6, 3.4)
-    assert share < 0.6
-    assert spectral_peak(np.zeros(1000), 100.0, 0.6, 3.4) == (None, 0.0)
 
 
 def test_parabolic_offset_finds_the_vertex():

@@ -79,20 +79,16 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
 
     from sensors.clock import ScaledClock
 
-    from device.app.device import (
-        DEMO_FACE_CALIBRATION_S,
-        _demo_wiring,
-        _freeze_startup_heap,
-        mqtt_output,
-        parse_broker,
-    )
+    from device.app.broker_choice import parse_broker
+    from device.app.demo import DEMO_FACE_CALIBRATION_S, demo_wiring
+    from device.app.device import freeze_startup_heap, mqtt_output
+    from device.app.root import build_monitor
     from device.comms.link import MqttLink
     from device.config import default_config
-    from device.processing.pipeline import Pipeline
 
     mark("imports")
     host, port = parse_broker(broker)
-    config = _demo_wiring(default_config())  # INT and ALERT/RDY on mock pins, as in the demo
+    config = demo_wiring(default_config())  # INT and ALERT/RDY on mock pins, as in the demo
     config = config.model_copy(update={
         "hardware": "emulated", "state_dir": Path(state_dir),
         "face": config.face.model_copy(update={"enabled": face, "fps": fps, "camera": "photo"}),
@@ -106,29 +102,32 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
     hops: list[tuple[int, int, int]] = []  # (window end, step start, step end), clock ns
     first_estimate_mids: set[int] = set()
 
-    class TimedPipeline(Pipeline):
-        hop_ns = 0
+    hop_ns = [0]  # the window end of the hop being processed
 
-        def step(self, t_ns: int) -> dict:
+    def timed(step):
+        def timed_step(t_ns: int) -> dict:
             started = clock.now_ns()
             mark("first_hop")
-            self.hop_ns = t_ns
+            hop_ns[0] = t_ns
             try:
-                return super().step(t_ns)
+                return step(t_ns)
             finally:
                 hops.append((t_ns, started, clock.now_ns()))
+        return timed_step
 
     with MqttLink(config.mqtt, config.device_id) as link:
         link.wait_connected(10)
         mark("connected")
-        pipeline = TimedPipeline(config, clock, [], face_calibrate_frames=round(DEMO_FACE_CALIBRATION_S * fps))
+        monitor = build_monitor(config, clock, face_calibrate_frames=round(DEMO_FACE_CALIBRATION_S * fps))
+        pipeline = monitor.pipeline
+        pipeline.step = timed(pipeline.step)  # measured here only: the app is unchanged
         mark("pipeline")
         publish_raw = link.publish_raw
 
         def timed_publish_raw(topic, body, **kwargs):
             info = publish_raw(topic, body, **kwargs)
             if topic.endswith(MEASURED_TOPICS):
-                sent[info.mid] = (topic.rsplit("/", 1)[-1], pipeline.hop_ns, clock.now_ns())
+                sent[info.mid] = (topic.rsplit("/", 1)[-1], hop_ns[0], clock.now_ns())
                 # The first estimate: the first pain message with a score.
                 if not first_estimate_mids and topic.endswith("/pain") \
                         and json.loads(body).get("score") is not None:
@@ -154,8 +153,8 @@ def child(seconds: float, fps: float, face: bool, broker: str, state_dir: str) -
         gc.callbacks.append(on_gc)
         link.publish_raw = timed_publish_raw  # measured here only: the app is unchanged
         link.ack_listeners.append(on_ack)
-        output = mqtt_output(config, link, pipeline)
-        _freeze_startup_heap()  # as `painmon run` and `painmon demo` do before their loop
+        output = mqtt_output(monitor, link)
+        freeze_startup_heap()  # as `painmon run` and `painmon demo` do before their loop
         mark("wired")
         usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         try:

@@ -32,7 +32,7 @@ import numpy as np
 
 from models.physio.features import FEATURE_NAMES, Baseline, step_features
 
-from device.recording.readers import read_e4_csv
+from device.recording import readers
 
 E4_ACC_PER_G = 64.0
 BASELINE_SKIP_S = 60.0
@@ -52,7 +52,7 @@ class SubjectSteps:
 
 def read_e4_csv(path: Path) -> tuple[float, float, np.ndarray]:
     """(start unix s, rate Hz, samples; one column squeezed to 1-D) of one E4 CSV file."""
-    t0, rate, data = read_e4_csv(path)
+    t0, rate, data = readers.read_e4_csv(path)
     return t0, rate, data[:, 0] if data.shape[1] == 1 else data
 
 

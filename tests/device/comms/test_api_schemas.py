@@ -14,9 +14,9 @@ from sensors.clock import ScaledClock
 from tests.device.mqtt_helpers import device_config, wait_until
 from tools import api_docs
 
+from device.app.device import mqtt_output
 from device.app.root import build_monitor
 from device.comms import schemas
-from device.comms.delivery import MqttOutput
 from device.comms.link import MqttLink
 
 
@@ -112,9 +112,7 @@ def test_everything_the_device_publishes_validates(mosquitto, mqtt_probe, tmp_pa
     link = MqttLink(config.mqtt, device_id)
     monitor = build_monitor(config, ScaledClock(1.5), [], face_calibrate_frames=10)
     pipeline = monitor.pipeline
-    output = MqttOutput(config, link, monitor.envelope, alarms=monitor.alarms,
-                        commands=monitor.commands).start()
-    pipeline.outputs.append(output)
+    output = mqtt_output(monitor, link)
     link.start()
     try:
         assert link.wait_connected(5)

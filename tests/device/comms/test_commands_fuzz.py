@@ -16,12 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sensors.clock import SteppedClock
-from tests.device.mqtt_helpers import device_config, wait_until
+from tests.device.mqtt_helpers import device_config, serve, wait_until
 from tools.api_docs import registered_commands
 
 from device.app.root import build_monitor
 from device.comms import schemas
-from device.comms.delivery import MqttOutput
 from device.comms.link import MqttLink
 from device.processing.commands import CommandRouter
 
@@ -110,8 +109,7 @@ def test_fuzz_end_to_end_through_the_broker(mosquitto, mqtt_probe, tmp_path):
     monitor = build_monitor(config, SteppedClock(), [])
     pipeline = monitor.pipeline
     link = MqttLink(config.mqtt, device_id)
-    output = MqttOutput(config, link, monitor.envelope, alarms=monitor.alarms,
-                        commands=monitor.commands).start()
+    output = serve(monitor, link)
     link.start()
     probe = mqtt_probe(mosquitto.host, mosquitto.port, f"painmon/{device_id}/cmd/result")
     cases: list[tuple[str, bytes]] = []

@@ -12,11 +12,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sensors.clock import SteppedClock
-from tests.device.mqtt_helpers import device_config, wait_until
+from tests.device.mqtt_helpers import device_config, serve, wait_until
 
 from device.app.root import build_monitor
 from device.comms import schemas
-from device.comms.delivery import MqttOutput
 from device.comms.homeassistant import REQUIRED_KEYS, discovery_messages
 from device.comms.link import MqttLink
 from device.comms.senml import to_senml
@@ -105,8 +104,7 @@ def test_discovery_is_retained_and_republished_when_home_assistant_comes_online(
     monitor = build_monitor(config, SteppedClock(), [])
     pipeline = monitor.pipeline
     link = MqttLink(config.mqtt, device_id)
-    output = MqttOutput(config, link, monitor.envelope, alarms=monitor.alarms,
-                        commands=monitor.commands).start()
+    output = serve(monitor, link)
     link.start()
     try:
         assert link.wait_connected(5)
@@ -167,8 +165,7 @@ def test_commands_sent_while_the_device_is_away_arrive_when_it_returns(mosquitto
         monitor = build_monitor(config, SteppedClock(), [])
         pipeline = monitor.pipeline
         link = MqttLink(config.mqtt, device_id)
-        output = MqttOutput(config, link, monitor.envelope, alarms=monitor.alarms,
-                        commands=monitor.commands).start()
+        output = serve(monitor, link)
         link.start()
         try:
             assert link.wait_connected(5)

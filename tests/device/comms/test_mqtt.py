@@ -16,6 +16,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from tests.device.mqtt_helpers import wait_until
+
 from device.comms.link import JSON_CONTENT_TYPE, STATUS_SCHEMA, MqttLink
 from device.config import MqttConfig
 
@@ -67,14 +69,6 @@ def status_is(state: str, boot_id: str | None = None):
         return body["state"] == state and (boot_id is None or body["boot_id"] == boot_id)
 
     return match
-
-
-def wait_until(condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout_s} s")
-        time.sleep(0.02)
 
 
 def test_publish_json_round_trip_with_v5_properties(mosquitto, mqtt_probe):
@@ -204,16 +198,16 @@ def test_bad_payload_is_counted_not_raised(mosquitto):
             link.publish_json("a/#", {})
 
 
-def test_subscribe_json_delivers_commands(mosquitto):
-    received: list[tuple[str, dict]] = []
+def test_subscribe_raw_delivers_commands(mosquitto):
+    received: list[tuple[str, bytes]] = []
     got = threading.Event()
 
-    def on_command(topic: str, body: dict) -> None:
-        received.append((topic, body))
+    def on_command(topic: str, payload: bytes) -> None:
+        received.append((topic, payload))
         got.set()
 
     with MqttLink(link_config(mosquitto), "bed-6") as link:
-        link.subscribe_json("cmd/#", on_command)
+        link.subscribe_raw(f"{link.base_topic}/cmd/#", on_command)
         assert link.wait_connected(5)
         wait_until(lambda: "painmon/bed-6/cmd/#" in mosquitto.log(), 5, "SUBSCRIBE at the broker")
         sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -223,11 +217,12 @@ def test_subscribe_json_delivers_commands(mosquitto):
             sender.publish("painmon/bed-6/cmd/alert", b"not json", qos=1).wait_for_publish(5)
             sender.publish("painmon/bed-6/cmd/alert", json.dumps({"on": True}),
                            qos=1).wait_for_publish(5)
-            assert got.wait(5)
+            wait_until(lambda: len(received) == 2, 5, "both commands delivered")
         finally:
             sender.disconnect()
             sender.loop_stop()
-    assert received == [("painmon/bed-6/cmd/alert", {"on": True})]
+    assert received == [("painmon/bed-6/cmd/alert", b"not json"),
+                        ("painmon/bed-6/cmd/alert", json.dumps({"on": True}).encode())]
 
 
 def test_mqtt_311_mode(mosquitto, mqtt_probe):

@@ -28,6 +28,7 @@ from tests.device.mqtt_helpers import (
     dedup,
     device_config,
     persistent_broker_config,
+    serve,
     wait_broker_saved,
     wait_until,
 )
@@ -70,8 +71,7 @@ def test_broker_killed_mid_stream_loses_no_pain_estimate(mosquitto_factory, tmp_
     assert link.wait_connected(5)
     monitor = build_monitor(config, ScaledClock(2.0), [])
     pipeline = monitor.pipeline
-    output = MqttOutput(config, link, monitor.envelope, alarms=monitor.alarms,
-                        commands=monitor.commands).start()
+    output = serve(monitor, link)
     watch = AckWatch(output.outbox)
     acks_before = link.acknowledged
 

@@ -56,7 +56,7 @@ def test_defaults_run_the_demo():
     config = default_config()
     assert config.hardware == "emulated"
     assert (config.mqtt.host, config.mqtt.port, config.mqtt.protocol) == ("127.0.0.1", 1883, "5")
-    assert config.mqtt_client_id == "painmon-painmon-demo"
+    assert config.mqtt.client_id_for(config.device_id) == "painmon-painmon-demo"
     assert config.sensors.ppg.sample_rate_hz == 100 and config.sensors.adc.address == 0x48
     assert config.state_dir == Path.home() / ".local" / "state" / "painmon"
 
@@ -77,7 +77,7 @@ def test_values_are_read(write):
         '[sensors.ppg]\nchip = "max30101"\nmode = "multi_led"\n'
         '[sensors.ppg.led_current_ma]\ngreen = 3.2\n'))
     assert config.device_id == "bed-3"
-    assert config.mqtt.port == 8883 and config.mqtt_client_id == "x"
+    assert config.mqtt.port == 8883 and config.mqtt.client_id_for(config.device_id) == "x"
     assert config.sensors.ppg.mode == "multi_led" and config.sensors.ppg.led_current_ma.green == 3.2
 
 
