@@ -16,14 +16,6 @@ import numpy as np
 from models import iir
 from models.peaks import local_maxima, select_by_distance
 
-try:
-    # NumPy's real-FFT kernel for an even length (what ``np.fft.rfft`` dispatches to): its
-    # wrapper's checks cost about as much as a 1024-point transform.
-    from numpy.fft._pocketfft_umath import rfft_n_even as _rfft_even_kernel
-except ImportError:  # pragma: no cover
-    _rfft_even_kernel = None
-
-
 def _check_cutoff(name: str, cutoff_hz: float, rate_hz: float) -> None:
     if rate_hz <= 0:
         raise ValueError(f"{name}: rate_hz must be > 0, got {rate_hz}")
@@ -112,10 +104,8 @@ def zero_phase(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def rfft_padded(x: np.ndarray, nfft: int) -> np.ndarray:
-    """``np.fft.rfft(x, nfft, axis=-1)``: real float64 rows zero-padded to ``nfft`` samples."""
-    if _rfft_even_kernel is None or nfft % 2 or x.shape[-1] > nfft or x.dtype != np.float64:
-        return np.fft.rfft(x, nfft, axis=-1)
-    return _rfft_even_kernel(x, 1.0, out=np.empty(x.shape[:-1] + (nfft // 2 + 1,), dtype=complex))
+    """``np.fft.rfft(x, nfft, axis=-1)``: real rows zero-padded to ``nfft`` samples."""
+    return np.fft.rfft(x, nfft, axis=-1)
 
 
 def median(x: np.ndarray) -> float:
@@ -182,7 +172,8 @@ def parabolic_offset(left: np.ndarray, centre: np.ndarray, right: np.ndarray) ->
 
 
 @functools.lru_cache(maxsize=8)
-def _hann(n: int) -> np.ndarray:
+def hann(n: int) -> np.ndarray:
+    """A read-only Hann window of ``n`` samples, made once per length."""
     window = np.hanning(n)
     window.flags.writeable = False
     return window

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from models.dsp import _hann, find_peaks, median, parabolic_vertex, rfft_padded
+from models.dsp import hann, find_peaks, median, parabolic_vertex, rfft_padded
 
 HR_MIN_BPM, HR_MAX_BPM = 40.0, 200.0
 GRID_STEP_BPM = 0.5
@@ -118,7 +118,7 @@ def grid_spectra(x: np.ndarray, rate_hz: float, pad_factor: int = 4) -> np.ndarr
         x = x[None, :]
     n = x.shape[1]
     nfft = 1 << math.ceil(math.log2(n * pad_factor))
-    x = (x - np.add.reduce(x, axis=1, keepdims=True) / n) * _hann(n)
+    x = (x - np.add.reduce(x, axis=1, keepdims=True) / n) * hann(n)
     spec = rfft_padded(x, nfft)
     power = spec.real**2 + spec.imag**2
     bins, weights = _grid_bins(float(rate_hz), nfft)

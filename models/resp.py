@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from models.dsp import _hann, rfft_padded
+from models.dsp import hann, rfft_padded
 
 RESAMPLE_HZ = 4.0
 WINDOW_S = 32.0
@@ -38,7 +38,7 @@ def _summed_spectra(series: np.ndarray, nfft: int) -> np.ndarray:
     row adds nothing)."""
     n = series.shape[1]
     x = series - series.sum(axis=1, keepdims=True) / n
-    spec = rfft_padded(x * _hann(n), nfft)
+    spec = rfft_padded(x * hann(n), nfft)
     p = spec.real**2 + spec.imag**2
     total = p.sum(axis=1, keepdims=True)
     return (p / np.where(total > 0, total, 1.0)).sum(axis=0)

@@ -254,7 +254,7 @@ class Ads1292r:
             self.spi.xfer2([Opcode.RESET])
             self.clock.sleep(RESET_WAIT_S)
             self.spi.xfer2([Opcode.SDATAC])  # RESET leaves the chip streaming (RDATAC)
-            self._check_id()
+            self.check_id()
             wanted = self.configuration()
             self.write_registers("CONFIG1", wanted)
             found = self.read_registers("CONFIG1", len(wanted))
@@ -277,7 +277,7 @@ class Ads1292r:
             self._open = True
         return self
 
-    def _check_id(self) -> None:
+    def check_id(self) -> None:
         found = self.read_registers("ID")[0]
         if found != CHIP_ID:
             name = KNOWN_IDS.get(found)

@@ -151,7 +151,7 @@ class Mpu6050:
         """Reset, identify and configure the chip, then start filling the FIFO."""
         try:
             self._reset()
-            self._check_id()
+            self.check_id()
             self._configure()
         except OSError as exc:
             raise OSError(exc.errno, f"{self.where}: {exc.strerror or exc}") from exc
@@ -170,7 +170,7 @@ class Mpu6050:
                 raise TimeoutError(
                     f"{self.where}: DEVICE_RESET did not clear within {RESET_TIMEOUT_S} s")
 
-    def _check_id(self) -> None:
+    def check_id(self) -> None:
         found = self.regs.read("WHO_AM_I")
         if found != WHO_AM_I_MPU6050:
             raise ChipIdError(

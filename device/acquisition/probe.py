@@ -100,7 +100,7 @@ def _spi_row(kind: str, bus: int, device: int, open_spi, clock) -> ProbeRow:
             spi.xfer2([Opcode.RESET])
             clock.sleep(0.001)
             spi.xfer2([Opcode.SDATAC])
-            chip._check_id()
+            chip.check_id()
             found = "ADS1292R (ID 0x73)"
         else:
             from sensors.mcp3008 import Mcp3008
