@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from models.modality import ModalityEstimate
+from sensors.camera import FrameSource
 from sensors.clock import Clock
 
 from device.config.sections import FaceConfig
@@ -45,8 +46,11 @@ class FaceWorker:
 
     def __init__(self, config: FaceConfig, clock: Clock, model_dir: Path, *,
                  retry_s: float = 5.0, calibrate_frames: int = 0,
-                 expression: Callable[[float], float] | None = None) -> None:
+                 expression: Callable[[float], float] | None = None,
+                 open_source: Callable[[], FrameSource] | None = None) -> None:
         self.config = config
+        # How the camera is opened (again after a failure); by default what face.camera names.
+        self.open_source = open_source or self._open_configured
         self.calibrate_frames = calibrate_frames
         # The demo only: ``t_s -> 0..1``, the pain the demo photo's face shows.
         self.expression = expression
@@ -57,6 +61,8 @@ class FaceWorker:
         self.reason: str | None = None
         self.frames = 0
         self.errors = 0
+        self.camera_failures = 0
+        self.restarts = 0
         self.estimator = None
         self.source = None
         self._latest: tuple[int, ModalityEstimate] | None = None
@@ -80,17 +86,31 @@ class FaceWorker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def supervise(self) -> bool:
+        """Start the camera thread again if it died (it should not: every failure in it is
+        caught); returns whether it had to."""
+        if self._thread is None or self._stop.is_set() or self._thread.is_alive():
+            return False
+        self.restarts += 1
+        self._set("missing", "camera thread stopped; restarted")
+        self.source = None
+        self.start()
+        return True
+
     def _set(self, state: str, reason: str | None = None) -> None:
         if (state, reason) != (self.state, self.reason):
             (log.info if state == "ok" else log.warning)(
                 "face: %s%s", state, f" ({reason})" if reason else "")
         self.state, self.reason = state, reason
 
-    def _open(self) -> bool:
-        from models.face import FaceEstimator, FaceModelsUnavailable
-        from sensors.camera import CameraUnavailable
-
+    def _open_configured(self) -> FrameSource:
         from device.acquisition.cameras import open_frame_source
+
+        return open_frame_source(self.config.camera, clock=self.clock, rate_hz=self.config.fps,
+                                 expression=self.expression)
+
+    def _open(self) -> bool:
+        from models.face import FaceEstimator
 
         try:
             if self.estimator is None:
@@ -99,13 +119,22 @@ class FaceWorker:
                 if self.calibrate_frames:
                     self.estimator.start_calibration(self.calibrate_frames)
             if self.source is None:
-                self.source = open_frame_source(self.config.camera, clock=self.clock,
-                                                rate_hz=self.config.fps, expression=self.expression)
-        except (FaceModelsUnavailable, CameraUnavailable, OSError, ImportError) as exc:
-            self._set("missing", str(exc).splitlines()[0])
+                self.source = self.open_source()
+        except Exception as exc:  # noqa: BLE001 - whatever the camera raises is its alarm
+            self._set("missing", _describe(exc))
             return False
         self._set("ok")
         return True
+
+    def _drop_source(self, reason: str) -> None:
+        source, self.source = self.source, None
+        self.camera_failures += 1
+        self._set("missing", reason)
+        if source is not None:
+            try:
+                source.close()
+            except Exception as exc:  # noqa: BLE001 - it is being replaced anyway
+                log.debug("face: closing the failed camera: %s", exc)
 
     def _run(self) -> None:
         speed = getattr(self.clock, "speed", 1.0)
@@ -113,10 +142,15 @@ class FaceWorker:
             if self.state != "ok" and not self._open():
                 self._stop.wait(self.retry_s / speed)
                 continue
-            frame = self.source.read()
+            try:
+                frame = self.source.read()
+            except Exception as exc:  # noqa: BLE001 - a camera failing in any way is retried
+                log.warning("face: the camera failed: %s", _describe(exc))
+                self._drop_source(f"camera failed: {_describe(exc)}")
+                self._stop.wait(self.retry_s / speed)
+                continue
             if frame is None:
-                self.source = None
-                self._set("missing", "camera stopped delivering frames")
+                self._drop_source("camera stopped delivering frames")
                 continue
             try:
                 estimate = self.estimator.process(frame)
@@ -147,3 +181,8 @@ class FaceWorker:
         if self.source is not None:
             out["frames_dropped"] = self.source.frames_dropped
         return out
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: Technical alarm priorities (IEC 60601-1-8 leaves them to the manufacturer): a sensor that
 #: does not work at all needs a visit; one that slipped off needs one soon, but is ordinary.
 PRIORITY = {"sensor_missing": "medium", "fifo_stuck": "medium", "reader_crash": "medium",
-            "finger_off": "low", "lead_off": "low", "gsr_open": "low"}
+            "finger_off": "low", "lead_off": "low", "gsr_open": "low", "camera_missing": "medium"}
 CONTACT_KIND = {"ppg": "finger_off", "ecg": "lead_off", "eda": "gsr_open"}
 #: How much of the newest signal decides contact: long enough to span a heartbeat's worth of
 #: railing R peaks, short enough to flag within a hop.
@@ -171,11 +171,23 @@ class Health:
                                         priority=PRIORITY[kind], message=f"{modality}: {reason}")
             else:
                 self.alarms.clear(kind, modality)
+        if self.face is not None:
+            self._update_camera()
         for reader in self.readers:
             if (reader.alive() and reader.name in self._crashes
                     and (self.clock.now_ns() - self._crashes[reader.name]) / 1e9 >= READER_SETTLE_S):
                 del self._crashes[reader.name]
                 self.alarms.clear("reader_crash", reader.name)
+
+    def _update_camera(self) -> None:
+        """The camera is a sensor like the others: missing (any failure, a dead thread) is a
+        technical alarm, cleared when frames flow again. Starting up is not a failure."""
+        if self.face.state == "missing":
+            self.alarms.raise_alarm("camera_missing", "camera", category="technical",
+                                    priority=PRIORITY["camera_missing"],
+                                    message=f"camera: {self.face.reason}")
+        elif self.face.state == "ok":
+            self.alarms.clear("camera_missing", "camera")
 
     def reader_crashed(self, reader, restarted: bool, budget: int) -> None:
         """Report a crashed reader once per crash (the supervisor sees it dead on every hop)."""

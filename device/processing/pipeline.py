@@ -268,6 +268,8 @@ class Pipeline:
                 log.exception("output %r failed on %s", output, topic)
 
     def _supervise_readers(self) -> None:
+        if self.face is not None and not self._stop.is_set() and self.face.supervise():
+            log.error("camera thread had stopped; restarted (%d)", self.face.restarts)
         if self._stepped:  # no reader threads: run_every_hop reads the sensors itself
             return
         for reader in self.readers:
