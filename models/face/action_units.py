@@ -29,7 +29,11 @@ neutral minus current):
   aperture while the eye is open.
 - AU9 nose wrinkler: rise of the nasal alae towards the eye line.
 - AU10 upper lip raiser: drop of the subnasale-to-upper-lip distance.
+- AU12 lip corner puller: rise of the mouth corners towards the eye line (FACS: corners pulled
+  up and back obliquely; an E-level smile lifts them about 1 cm, 0.15 IOD).
 - AU20 lip stretcher: widening of the mouth, discounted when the corners rise (that is AU12).
+- AU25 lips part: growth of the gap between the inner lip midpoints.
+- AU26 jaw drop: growth of the subnasale-to-chin distance (E-level about 2 cm, 0.3 IOD).
 - AU43 eyes closed: lid aperture below 35 % of neutral.
 Intensity = 5 * clip((change - dead_zone) / (full_scale - dead_zone), 0, 1). The dead zones sit
 above the frame-to-frame landmark jitter measured on still photos; the full scales are
@@ -56,12 +60,17 @@ ALA = ((98, 64), (327, 294))
 SUBNASALE = 2
 UPPER_LIP = (0, 37, 267)
 MOUTH_CORNERS = (61, 291)
+INNER_LIPS = (13, 14)  # upper and lower inner lip midpoints
+CHIN = 152
 
 MEASURES = (
     "brow_eye", "brow_gap", "eye_aperture", "lower_lid", "cheek_eye", "ala_eye",
-    "lip_nose", "mouth_width", "mouth_corner",
+    "lip_nose", "mouth_width", "mouth_corner", "lip_gap", "jaw_drop",
 )
-ACTION_UNITS = ("au4", "au6", "au7", "au9", "au10", "au20", "au43")
+#: Measures added after baselines were first stored: an older stored baseline lacks them and
+#: takes the canonical face's values for them (the mouth then reads against the average face).
+LATER_MEASURES = ("lip_gap", "jaw_drop")
+ACTION_UNITS = ("au4", "au6", "au7", "au9", "au10", "au12", "au20", "au25", "au26", "au43")
 EYES_CLOSED_FRACTION = 0.35
 
 # The measures on MediaPipe's canonical face model (a neutral average face), used until the
@@ -76,6 +85,10 @@ CANONICAL_NEUTRAL = {
     "lip_nose": 0.200882,
     "mouth_width": 0.779464,
     "mouth_corner": 1.105509,
+    # canonical_face_model.obj: inner lips 13/14 at y -3.994436/-4.542400, chin 152 at
+    # -9.403378, subnasale 2 at -2.089024, IOD 6.302291 (the mesh's lips are slightly apart).
+    "lip_gap": 0.086947,
+    "jaw_drop": 1.160587,
 }
 
 # (dead zone, full scale) in IOD, or in fraction of neutral for the aperture.
@@ -89,6 +102,9 @@ _SCALES = {
     "lip_nose": (0.008, 0.06),
     "mouth_width": (0.020, 0.15),
     "corner_rise": (0.0, 0.05),
+    "au12_rise": (0.02, 0.15),
+    "lip_gap": (0.02, 0.15),
+    "jaw_drop": (0.04, 0.30),
 }
 
 
@@ -118,6 +134,8 @@ def measure(frontal: np.ndarray) -> dict[str, float]:
         "lip_nose": (_mean_y(p, UPPER_LIP) - float(p[SUBNASALE, 1])) / iod,
         "mouth_width": float(np.linalg.norm(p[MOUTH_CORNERS[1], :2] - p[MOUTH_CORNERS[0], :2])) / iod,
         "mouth_corner": (_mean_y(p, MOUTH_CORNERS) - eye_line) / iod,
+        "lip_gap": float(p[INNER_LIPS[1], 1] - p[INNER_LIPS[0], 1]) / iod,
+        "jaw_drop": float(p[CHIN, 1] - p[SUBNASALE, 1]) / iod,
     }
 
 
@@ -151,6 +169,8 @@ class NeutralBaseline:
         if not isinstance(data, dict) or "measures" not in data:
             raise ValueError("neutral baseline dict needs a 'measures' mapping")
         measures = {m: float(v) for m, v in data["measures"].items() if m in MEASURES}
+        for m in LATER_MEASURES:
+            measures.setdefault(m, CANONICAL_NEUTRAL[m])
         return cls(measures, int(data.get("frames", 0)), str(data.get("source", "calibrated")))
 
     @classmethod
@@ -202,7 +222,10 @@ def action_units(measures: dict[str, float], neutral: NeutralBaseline) -> dict[s
         "au7": 5.0 * (lid if closed else 0.5 * (lid + narrowing)),
         "au9": 5.0 * _ramp(drop["ala_eye"], "ala_eye"),
         "au10": 5.0 * _ramp(drop["lip_nose"], "lip_nose"),
+        "au12": 5.0 * _ramp(drop["mouth_corner"], "au12_rise"),
         "au20": 5.0 * _ramp(-drop["mouth_width"], "mouth_width") * (1.0 - corner_rise),
+        "au25": 5.0 * _ramp(-drop["lip_gap"], "lip_gap"),
+        "au26": 5.0 * _ramp(-drop["jaw_drop"], "jaw_drop"),
         "au43": 1.0 if closed else 0.0,
         "eye_closure": float(np.clip(1.0 - openness, 0.0, 1.0)),
     }
