@@ -13,8 +13,8 @@ studies (Kunz, Meixner & Lautenbacher 2019, "Facial muscle movements encoding pa
 Pain 160:535-549).
 
 So: AU12 explains AU6, AU7, AU9 and AU10 up to its own intensity, and a dropped jaw explains AU7
-and AU43 up to its own, both only to the degree that the brows are not lowered. With AU4 at
-``BROW_PAIN_FULL`` or more nothing is set aside; with no AU4 a pure smile leaves PSPI near 0.
+and AU43 up to its own, both only to the degree that the brows are not lowered (beyond a trace).
+With AU4 at ``BROW_PAIN_FULL`` or more nothing is set aside; with no AU4 a pure smile leaves PSPI near 0.
 ``action_units.pspi`` stays the plain PSPI (the UNBC-McMaster label's definition) and is
 published beside this one.
 """
@@ -23,7 +23,10 @@ from __future__ import annotations
 
 from models.face.action_units import pspi
 
-#: AU4 intensity (0..5, FACS B-C) from which the brows alone say "pain, whatever the mouth does".
+#: AU4 intensity (0..5) up to which brow lowering is a trace (FACS A level, the 0..1 band, which
+#: coders do not reliably agree on and landmark jitter reaches): no evidence of a pain smile.
+BROW_TRACE = 1.0
+#: AU4 intensity (FACS B) from which the brows alone say "pain, whatever the mouth does".
 BROW_PAIN_FULL = 2.0
 #: AU26 intensity at which an open jaw fully explains closed eyes (a yawn's eyes).
 JAW_EXPLAINS_CLOSURE = 2.5
@@ -31,7 +34,7 @@ JAW_EXPLAINS_CLOSURE = 2.5
 
 def brow_pain_share(aus: dict[str, float]) -> float:
     """0..1: how far the brows are lowered towards the level that keeps every action."""
-    return min(1.0, max(0.0, aus["au4"] / BROW_PAIN_FULL))
+    return min(1.0, max(0.0, (aus["au4"] - BROW_TRACE) / (BROW_PAIN_FULL - BROW_TRACE)))
 
 
 def explained_actions(aus: dict[str, float]) -> dict[str, float]:
