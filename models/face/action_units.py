@@ -201,13 +201,47 @@ class BaselineAccumulator:
         return NeutralBaseline.from_measures(self.samples) if self.complete else None
 
 
-def _ramp(change: float, scale_key: str) -> float:
-    dead, full = _SCALES[scale_key]
-    return float(np.clip((change - dead) / (full - dead), 0.0, 1.0))
+#: Which AU each scale sets (what ``tools.refit_face`` fits each scale against).
+SCALE_AU = {
+    "brow_eye": "au4", "brow_gap": "au4", "cheek_eye": "au6", "lower_lid": "au7", "aperture": "au7",
+    "ala_eye": "au9", "lip_nose": "au10", "au12_rise": "au12", "mouth_width": "au20",
+    "lip_gap": "au25", "jaw_drop": "au26",
+}
 
 
-def action_units(measures: dict[str, float], neutral: NeutralBaseline) -> dict[str, float]:
-    """AU intensities (0..5; AU43 0/1) and the continuous eye closure (0..1) behind AU43."""
+def default_scales() -> dict[str, tuple[float, float]]:
+    """The engineering (dead zone, full scale) constants, as a copy to refit or override."""
+    return dict(_SCALES)
+
+
+def check_scales(scales: dict) -> dict[str, tuple[float, float]]:
+    """``scales`` (e.g. from a refit JSON) over the defaults, validated; unknown keys refused."""
+    out = default_scales()
+    for key, value in scales.items():
+        if key not in out:
+            raise ValueError(f"AU scales: unknown scale {key!r} (known: {', '.join(sorted(out))})")
+        try:
+            dead, full = (float(v) for v in value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"AU scales: {key} must be [dead_zone, full_scale], got {value!r}") from exc
+        if not (np.isfinite(dead) and np.isfinite(full) and full > dead):
+            raise ValueError(f"AU scales: {key} needs finite values with full scale > dead zone, got {value!r}")
+        out[key] = (dead, full)
+    return out
+
+
+def action_units(measures: dict[str, float], neutral: NeutralBaseline,
+                 scales: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    """AU intensities (0..5; AU43 0/1) and the continuous eye closure (0..1) behind AU43.
+
+    ``scales`` replaces the (dead zone, full scale) constants (``check_scales``), e.g. refitted.
+    """
+    table = _SCALES if scales is None else scales
+
+    def _ramp(change: float, scale_key: str) -> float:
+        dead, full = table[scale_key]
+        return float(np.clip((change - dead) / (full - dead), 0.0, 1.0))
+
     n = neutral.measures
     drop = {m: n[m] - measures[m] for m in MEASURES}
     openness = measures["eye_aperture"] / n["eye_aperture"]

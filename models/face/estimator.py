@@ -78,12 +78,15 @@ class FaceEstimator:
         neutral: au.NeutralBaseline | dict | None = None,
         emotion: bool = True,
         confidence_tau_s: float = 1.0,
+        au_scales: dict | None = None,
     ) -> None:
         paths = verify_model_files(model_dir)
         self.detector = BlazeFaceDetector(TFLiteModel(paths["face_detector"], num_threads))
         self.mesh = FaceMesh(TFLiteModel(paths["face_landmarks"], num_threads))
         self.emotion = EmotionClassifier(TFLiteModel(paths["emotion"], num_threads)) if emotion else None
         self.tracking = tracking
+        # Refitted AU constants (``tools.refit_face``), else the engineering ones.
+        self.au_scales = None if au_scales is None else au.check_scales(au_scales)
         self._smoother = ConfidenceSmoother(confidence_tau_s)
         self._track: MeshResult | None = None
         self._calibration: au.BaselineAccumulator | None = None
@@ -164,7 +167,7 @@ class FaceEstimator:
             baseline = self._calibration.add(measures)
             if baseline is not None:
                 self.set_neutral(baseline)
-        aus = au.action_units(measures, self.neutral)
+        aus = au.action_units(measures, self.neutral, self.au_scales)
         t1 = time.perf_counter()
         timings["action_units"] += (t1 - t0) * 1e3
 
