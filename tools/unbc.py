@@ -79,7 +79,7 @@ def read_facs(path: Path) -> dict[str, float]:
     for row in _numbers(path):
         if len(row) < 2:
             raise ValueError(f"{path}: FACS rows are 'AU intensity [side side]', got {row}")
-        out[f"au{int(round(row[0]))}"] = float(row[1])
+        out[f"au{round(row[0])}"] = float(row[1])
     return out
 
 

@@ -76,7 +76,9 @@ def test_a_closure_held_0_8_s_counts(face):
 
 def test_a_closure_across_the_hop_boundary_counts_once_held(face):
     agg = FaceHopAggregator()
-    closed = lambda t, p: _closed(p) if 0.7 <= t < 1.5 else p  # noqa: E731
+    def closed(t, p):
+        return _closed(p) if 0.7 <= t < 1.5 else p
+
     _feed(agg, face, 20, 0.0, 1.0, closed)
     assert agg.take(1 * S).features["au43"] == 0.0  # 0.3 s so far: could still be a blink
     _feed(agg, face, 20, 1.0, 2.0, closed)
@@ -84,7 +86,9 @@ def test_a_closure_across_the_hop_boundary_counts_once_held(face):
 
 
 def test_a_300_ms_grimace_between_hops_is_seen(face):
-    grimace = lambda t, p: pain_face(p, 0.8) if 1.35 <= t < 1.65 else p  # noqa: E731
+    def grimace(t, p):
+        return pain_face(p, 0.8) if 1.35 <= t < 1.65 else p
+
     agg = FaceHopAggregator()
     _feed(agg, face, 10, 0.0, 1.0, grimace)
     assert agg.take(1 * S).score < 0.5

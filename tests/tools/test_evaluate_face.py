@@ -48,7 +48,7 @@ def test_loader_reads_the_layout(unbc_dir):
     data = unbc.load(unbc_dir)
     assert data.subjects() == ["042-ll042", "064-ak064"]
     assert len(data.frames) == 2 * len(INTENSITIES) and not data.unlabelled
-    peak = [f for f in data.frames if f.frame == "ll042t1aaaff007"][0]
+    peak = next(f for f in data.frames if f.frame == "ll042t1aaaff007")
     assert (peak.pspi, peak.aus["au4"], peak.aus.get("au9", 0.0)) == (_labels(1.0)[0], 5.0, 0.0)
     assert [f.frame for f in data.sequences()[("042-ll042", "ll042t1aaaff")]] == \
         [f"ll042t1aaaff{k:03d}" for k in range(1, 11)]
