@@ -13,7 +13,7 @@ studies (Kunz, Meixner & Lautenbacher 2019, "Facial muscle movements encoding pa
 Pain 160:535-549).
 
 So: AU12 explains AU6, AU7, AU9 and AU10 up to its own intensity, and a dropped jaw explains AU7
-and AU43 up to its own, both only to the degree that the brows are not lowered (beyond a trace).
+and AU43 up to its own, both only to the degree that the brows are not lowered (AU4 above A level).
 With AU4 at ``BROW_PAIN_FULL`` or more nothing is set aside; with no AU4 a pure smile leaves PSPI near 0.
 ``action_units.pspi`` stays the plain PSPI (the UNBC-McMaster label's definition) and is
 published beside this one.
@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from models.face.action_units import pspi
 
-#: AU4 intensity (0..5) up to which brow lowering is a trace (FACS A level, the 0..1 band, which
-#: coders do not reliably agree on and landmark jitter reaches): no evidence of a pain smile.
+#: AU4 intensity (0..5) below which brow lowering does not reach FACS A ("trace", 1 on this
+#: scale): landmark jitter and a face's own shape reach that far, so it is no evidence of a
+#: pain smile.
 BROW_TRACE = 1.0
 #: AU4 intensity (FACS B) from which the brows alone say "pain, whatever the mouth does".
 BROW_PAIN_FULL = 2.0
