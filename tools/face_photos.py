@@ -93,13 +93,14 @@ def _from_archive(item: dict, workdir: Path) -> bytes:
         return tf.extractfile(member).read()
 
 
-def fetch(dest: Path | None = None, manifest: Path = MANIFEST) -> dict[str, Path]:
-    """Every manifest file, verified, as ``{id: path}``; already fetched files are reused."""
+def fetch(dest: Path | None = None, manifest: Path = MANIFEST, ids=None) -> dict[str, Path]:
+    """Every manifest file (or those of ``ids``), verified, as ``{id: path}``; already fetched
+    files are reused."""
     dest = Path(dest or default_dest())
     dest.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for item in load_manifest(manifest):
+        for item in select(load_manifest(manifest), ids):
             target = dest / f"{item['id']}{Path(item['path']).suffix}"
             if target.exists() and _sha256(target.read_bytes()) == item["sha256"]:
                 out[item["id"]] = target
@@ -128,6 +129,9 @@ class Reading:
     aus: dict
     emotion: str | None
     hops: int = 1
+    #: the peer: the plain PSPI score (what the face read before smiles were set aside), for a
+    #: video its highest hop
+    pspi_score: float = 0.0
 
 
 def _face_crops(estimator, image: np.ndarray) -> list[np.ndarray]:
@@ -147,12 +151,14 @@ def _emotion(features: dict) -> str | None:
     return max(emotions, key=emotions.get) if emotions else None
 
 
-def _reading(item, face, category, pain, calibrated, est, hops=1) -> Reading:
+def _reading(item, face, category, pain, calibrated, est, hops=1, plain_score=None) -> Reading:
     from models.face import action_units as au
 
     f = est.features
+    plain = au.pspi_to_score(float(f["pspi"])) if plain_score is None else plain_score
     return Reading(item["id"], face, category, pain, calibrated, float(est.score), float(f["pspi"]),
-                   float(f["pain_pspi"]), {k: float(f[k]) for k in au.ACTION_UNITS}, _emotion(f), hops)
+                   float(f["pain_pspi"]), {k: float(f[k]) for k in au.ACTION_UNITS}, _emotion(f), hops,
+                   plain)
 
 
 def score_photo(model_dir, item: dict, path: Path) -> list[Reading]:
@@ -190,6 +196,7 @@ def _video_frames(path: Path):
 def score_video(model_dir, item: dict, path: Path) -> list[Reading]:
     """Per segment the hop with the highest score (what a display would have shown at worst)."""
     from models.face import FaceEstimator
+    from models.face import action_units as au
     from models.face.temporal import FaceHopAggregator
 
     video = item["video"]
@@ -202,26 +209,40 @@ def score_video(model_dir, item: dict, path: Path) -> list[Reading]:
             est.observe(image, t_ns)
     out = []
     for seg in video["segments"]:
-        agg, worst, hops = FaceHopAggregator(), None, 0
+        agg, worst, hops, plain = FaceHopAggregator(), None, 0, 0.0
         est.reset()
         chunk = frames[seg["frames"][0]:seg["frames"][1]]
         next_hop = chunk[0][1] + int(HOP_S * 1e9)
-        for idx, (k, t_ns, image) in enumerate(chunk):
-            agg.add(t_ns, est.process(image, t_ns))
+        for idx, (_, t_ns, image) in enumerate(chunk):
+            frame_estimate = est.process(image, t_ns)
+            agg.add(t_ns, frame_estimate)
             if t_ns >= next_hop or idx == len(chunk) - 1:
                 hop = agg.take(t_ns)
                 next_hop += int(HOP_S * 1e9)
                 if hop is not None and hop.score is not None:
                     hops += 1
                     worst = hop if worst is None or hop.score > worst.score else worst
+                # the peer, as the face read before: the newest frame's plain PSPI
+                if frame_estimate.score is not None:
+                    plain = max(plain, au.pspi_to_score(frame_estimate.features["pspi"]))
         if worst is not None:
-            out.append(_reading(item, 0, seg["category"], seg["pain"], est.calibrated, worst, hops))
+            out.append(_reading(item, 0, seg["category"], seg["pain"], est.calibrated, worst, hops, plain))
     return out
 
 
-def score_all(model_dir, files: dict[str, Path], manifest: Path = MANIFEST) -> list[Reading]:
+def select(items: list[dict], ids) -> list[dict]:
+    """The items named in ``ids`` (all when None); an unknown name is an error."""
+    if ids is None:
+        return items
+    unknown = set(ids) - {i["id"] for i in items}
+    if unknown:
+        raise PhotoFetchError(f"not in the face photo manifest: {', '.join(sorted(unknown))}")
+    return [i for i in items if i["id"] in set(ids)]
+
+
+def score_all(model_dir, files: dict[str, Path], manifest: Path = MANIFEST, ids=None) -> list[Reading]:
     out = []
-    for item in load_manifest(manifest):
+    for item in select(load_manifest(manifest), ids):
         scorer = score_video if "video" in item else score_photo
         out.extend(scorer(model_dir, item, files[item["id"]]))
     return out
