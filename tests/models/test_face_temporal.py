@@ -131,3 +131,17 @@ def test_no_new_frames_repeats_while_fresh_then_nothing(face):
     assert first is not None and agg.take(1 * S, max_age_s=2.0) is first  # same hop, same answer
     assert agg.take(2 * S, max_age_s=2.0) is first
     assert agg.take(4 * S, max_age_s=2.0) is None
+
+
+def test_a_300_ms_grimace_across_a_hop_boundary_is_seen(face):
+    def grimace(t, p):
+        return pain_face(p, 0.8) if 0.85 <= t < 1.15 else p
+
+    agg = FaceHopAggregator()
+    _feed(agg, face, 10, 0.0, 1.01, grimace)
+    first = agg.take(1 * S)
+    _feed(agg, face, 10, 1.1, 2.0, grimace)
+    second = agg.take(2 * S)
+    points, neutral = face
+    full = pain_pspi(au.action_units(au.measure(frontalise(pain_face(points, 0.8))[0]), neutral))
+    assert max(first.features["pain_pspi"], second.features["pain_pspi"]) > 0.8 * full
