@@ -235,12 +235,14 @@ def action_units(measures: dict[str, float], neutral: NeutralBaseline,
     """AU intensities (0..5; AU43 0/1) and the continuous eye closure (0..1) behind AU43.
 
     ``scales`` replaces the (dead zone, full scale) constants (``check_scales``), e.g. refitted.
+    Measures (and the neutral's) may also be numpy arrays, one value per frame: the AUs are
+    then arrays too (``tools.refit_face`` reads thousands of frames at once this way).
     """
     table = _SCALES if scales is None else scales
 
-    def _ramp(change: float, scale_key: str) -> float:
+    def _ramp(change, scale_key: str):
         dead, full = table[scale_key]
-        return float(np.clip((change - dead) / (full - dead), 0.0, 1.0))
+        return np.clip((change - dead) / (full - dead), 0.0, 1.0)
 
     n = neutral.measures
     drop = {m: n[m] - measures[m] for m in MEASURES}
@@ -248,21 +250,24 @@ def action_units(measures: dict[str, float], neutral: NeutralBaseline,
     closed = openness < EYES_CLOSED_FRACTION
     lid = _ramp(drop["lower_lid"], "lower_lid")
     # A closed eye has no aperture left to narrow: only the lower lid speaks for AU7 then.
-    narrowing = 0.0 if closed else _ramp(1.0 - openness, "aperture")
+    narrowing = np.where(closed, 0.0, _ramp(1.0 - openness, "aperture"))
     corner_rise = _ramp(drop["mouth_corner"], "corner_rise")
-    return {
+    aus = {
         "au4": 5.0 * (0.7 * _ramp(drop["brow_eye"], "brow_eye") + 0.3 * _ramp(drop["brow_gap"], "brow_gap")),
         "au6": 5.0 * _ramp(drop["cheek_eye"], "cheek_eye"),
-        "au7": 5.0 * (lid if closed else 0.5 * (lid + narrowing)),
+        "au7": 5.0 * np.where(closed, lid, 0.5 * (lid + narrowing)),
         "au9": 5.0 * _ramp(drop["ala_eye"], "ala_eye"),
         "au10": 5.0 * _ramp(drop["lip_nose"], "lip_nose"),
         "au12": 5.0 * _ramp(drop["mouth_corner"], "au12_rise"),
         "au20": 5.0 * _ramp(-drop["mouth_width"], "mouth_width") * (1.0 - corner_rise),
         "au25": 5.0 * _ramp(-drop["lip_gap"], "lip_gap"),
         "au26": 5.0 * _ramp(-drop["jaw_drop"], "jaw_drop"),
-        "au43": 1.0 if closed else 0.0,
-        "eye_closure": float(np.clip(1.0 - openness, 0.0, 1.0)),
+        "au43": np.where(closed, 1.0, 0.0),
+        "eye_closure": np.clip(1.0 - openness, 0.0, 1.0),
     }
+    if np.ndim(openness) == 0:
+        return {k: float(v) for k, v in aus.items()}
+    return aus
 
 
 def pspi(aus: dict[str, float]) -> float:

@@ -96,10 +96,18 @@ def test_cli_prints_per_subject_and_json(unbc_dir, face_model_dir, capsys):
 def test_refit_lowers_each_au_error_and_writes_constants(readings, unbc_dir, face_model_dir, tmp_path, capsys):
     scales = refit_face.fit(readings)
     assert set(scales) == set(au.default_scales())
+    table = refit_face.frame_table(readings)
+    # the arrays give the same AUs as frame by frame
+    one = next(r for r in readings if r.frame.pspi > 0)
+    k = [r for r in readings if r.measures is not None].index(one)
+    assert refit_face.au_error(table, scales, "au4") == pytest.approx(np.mean(
+        [abs(au.action_units(r.measures, r.neutral, scales)["au4"] - r.frame.aus.get("au4", 0.0))
+         for r in readings if r.measures is not None]))
+    assert table.measures["brow_eye"][k] == one.measures["brow_eye"]
     lowered = 0
     for key, au_name in au.SCALE_AU.items():
-        before = refit_face._au_error(readings, au.default_scales(), au_name)
-        after = refit_face._au_error(readings, scales, au_name)
+        before = refit_face.au_error(table, au.default_scales(), au_name)
+        after = refit_face.au_error(table, scales, au_name)
         assert after <= before + 1e-9, key
         lowered += after < before - 1e-6
     assert lowered >= 1
