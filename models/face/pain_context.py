@@ -7,14 +7,15 @@ geometric AU9/AU10 move with the lip corners and the upper lip of a broad smile.
 the jaw (AU26) and closes or narrows the eyes (AU43, AU7). None of these lowers the brows.
 
 Pain, on the other hand, keeps its core when it comes with a smile: the "pain smile" is AU12
-together with brow lowering (AU4) and orbit tightening (AU6/AU7) (Kunz, Prkachin & Lautenbacher
-2009, "The smile of pain", Pain 145(3)). Brow lowering is the action most consistently present in pain across
-studies (Kunz, Meixner & Lautenbacher 2019, "Facial muscle movements encoding pain - a systematic review",
-Pain 160:535-549).
+together with brow lowering (AU4) and orbit tightening (AU6/AU7) (Kunz, Prkachin &
+Lautenbacher 2009, "The smile of pain", Pain 145(3)). Brow lowering is the action most
+consistently present in pain across studies (Kunz, Meixner & Lautenbacher 2019, "Facial muscle
+movements encoding pain - a systematic review", Pain 160:535-549).
 
 So: AU12 explains AU6, AU7, AU9 and AU10 up to its own intensity, and a dropped jaw explains AU7
-and AU43 up to its own, both only to the degree that the brows are not lowered (AU4 above A level).
-With AU4 at ``BROW_PAIN_FULL`` or more nothing is set aside; with no AU4 a pure smile leaves PSPI near 0.
+and AU43 up to its own, both only to the degree that the brows are not lowered (AU4 above A
+level). With AU4 at ``BROW_PAIN_FULL`` or more nothing is set aside; with no AU4 a pure smile
+leaves PSPI near 0.
 ``action_units.pspi`` stays the plain PSPI (the UNBC-McMaster label's definition) and is
 published beside this one.
 """
