@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.face.pain_context import explained_actions
 from models.modality import ModalityEstimate
 from models.pain import Contribution, LevelHysteresis, PainEstimate, level_for
 from models.personal import PersonalMapping
@@ -33,6 +34,7 @@ MODALITIES = ("physio", "face")
 _FACE_SCALES = {"au4": 5.0, "au6": 5.0, "au7": 5.0, "au9": 5.0, "au10": 5.0, "au43": 1.0,
                 "negative_affect": 1.0}
 TOP_FEATURES = 3
+_COUNTED = ("au4", "au6", "au7", "au9", "au10", "au43")
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,13 @@ def _finite(features: Mapping[str, float], name: str) -> float | None:
 
 
 def face_top_features(estimate: ModalityEstimate, n: int = TOP_FEATURES) -> dict[str, float]:
-    """The pain-related actions most present, by share of their full scale."""
-    present = {k: v for k in _FACE_SCALES if (v := _finite(estimate.features, k)) is not None and v > 0}
+    """The pain-related actions most present, by share of their full scale, as the face's
+    score counted them (a smile's AU6 is not a reason for a pain score)."""
+    features = dict(estimate.features)
+    if all(_finite(features, k) is not None for k in _COUNTED):
+        features.update(explained_actions({k: float(features[k]) for k in (*_COUNTED, "au12", "au26")
+                                           if _finite(features, k) is not None}))
+    present = {k: v for k in _FACE_SCALES if (v := _finite(features, k)) is not None and v > 0}
     ranked = sorted(present, key=lambda k: present[k] / _FACE_SCALES[k], reverse=True)
     return {k: present[k] for k in ranked[:n]}
 

@@ -27,6 +27,8 @@ import numpy as np
 
 from models.face import action_units as au
 from models.face.geometry import frontalise
+from models.face.pain_context import pain_pspi
+from models.face.temporal import FaceHopAggregator
 from models.modality import ModalityEstimate
 from sensors.emulated.physiology import PhysiologySimulator
 from sensors.emulated.scenario import Scenario, State
@@ -172,6 +174,7 @@ def face_estimates(person: Person, session: Session, base: np.ndarray,
         frown[start:start + int(rng.integers(2, 7))] = rng.uniform(0.3, 0.7)
     blink = rng.random(n) < 15.0 / 60.0 * 0.2
     neutral_samples, out = [], []
+    hop = FaceHopAggregator()
     for k in range(n):
         intensity = person.expressiveness * pain[k] / 10 * (1.0 if showing[k] else 0.15)
         moving = session.motion_at(t[k]) if motion_jitter else 0.0
@@ -196,11 +199,13 @@ def face_estimates(person: Person, session: Session, base: np.ndarray,
         elif k == CALIBRATION_S or neutral.source == "canonical":
             neutral = au.NeutralBaseline.from_measures(neutral_samples)
         aus = au.action_units(measures, neutral)
-        value = au.pspi(aus)
+        value = pain_pspi(aus)
         flags = () if k >= CALIBRATION_S else ("uncalibrated",)
-        features = {"pspi": value, **{k2: float(v) for k2, v in aus.items()}}
-        out.append(ModalityEstimate("face", au.pspi_to_score(value), quality, quality,
-                                    features, flags))
+        features = {"pspi": au.pspi(aus), "pain_pspi": value, **{k2: float(v) for k2, v in aus.items()}}
+        # One frame per second here; the device's hop aggregation is applied all the same.
+        hop.add(int(t[k] * 1e9), ModalityEstimate("face", au.pspi_to_score(value), quality, quality,
+                                                  features, flags))
+        out.append(hop.take(int(t[k] * 1e9)))
     return out
 
 

@@ -65,7 +65,10 @@ class FaceWorker:
         self.restarts = 0
         self.estimator = None
         self.source = None
-        self._latest: tuple[int, ModalityEstimate] | None = None
+        from models.face.temporal import FaceHopAggregator
+
+        # Every frame of a hop goes into its face estimate (sustained peak, held eye closure).
+        self._hop = FaceHopAggregator()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,16 +166,14 @@ class FaceWorker:
             if self.frames == 1:  # models loaded, first estimate out at full speed: now yield
                 lower_thread_priority(FACE_NICE_INCREMENT)
             with self._lock:
-                self._latest = (frame.t_ns, estimate)
+                self._hop.add(frame.t_ns, estimate)
 
     # -- for the hop -------------------------------------------------------------------------
     def latest(self, t_ns: int, max_age_s: float) -> ModalityEstimate | None:
-        """The newest estimate if it is no older than ``max_age_s`` at ``t_ns``."""
+        """The estimate of the frames since the last hop (``FaceHopAggregator``), or the previous
+        hop's while its newest frame is no older than ``max_age_s`` at ``t_ns``."""
         with self._lock:
-            latest = self._latest
-        if latest is None or (t_ns - latest[0]) / 1e9 > max_age_s:
-            return None
-        return latest[1]
+            return self._hop.take(t_ns, max_age_s)
 
     def status(self) -> dict:
         out = {"state": self.state, "frames": self.frames}

@@ -248,6 +248,7 @@ class Pipeline:
         message.update(estimate.to_dict() if estimate is not None else
                        {"modality": "face", "score": None, "confidence": 0.0, "quality": 0.0,
                         "features": {}, "flags": ["no_estimate"]})
+        message["frames"] = int((estimate.features.get("frames", 0) if estimate is not None else 0) or 0)
         message["camera"] = self.face.status()
         return message
 

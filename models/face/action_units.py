@@ -29,7 +29,11 @@ neutral minus current):
   aperture while the eye is open.
 - AU9 nose wrinkler: rise of the nasal alae towards the eye line.
 - AU10 upper lip raiser: drop of the subnasale-to-upper-lip distance.
+- AU12 lip corner puller: rise of the mouth corners towards the eye line (FACS: corners pulled
+  up and back obliquely; an E-level smile lifts them about 1 cm, 0.15 IOD).
 - AU20 lip stretcher: widening of the mouth, discounted when the corners rise (that is AU12).
+- AU25 lips part: growth of the gap between the inner lip midpoints.
+- AU26 jaw drop: growth of the subnasale-to-chin distance (E-level about 2 cm, 0.3 IOD).
 - AU43 eyes closed: lid aperture below 35 % of neutral.
 Intensity = 5 * clip((change - dead_zone) / (full_scale - dead_zone), 0, 1). The dead zones sit
 above the frame-to-frame landmark jitter measured on still photos; the full scales are
@@ -56,12 +60,17 @@ ALA = ((98, 64), (327, 294))
 SUBNASALE = 2
 UPPER_LIP = (0, 37, 267)
 MOUTH_CORNERS = (61, 291)
+INNER_LIPS = (13, 14)  # upper and lower inner lip midpoints
+CHIN = 152
 
 MEASURES = (
     "brow_eye", "brow_gap", "eye_aperture", "lower_lid", "cheek_eye", "ala_eye",
-    "lip_nose", "mouth_width", "mouth_corner",
+    "lip_nose", "mouth_width", "mouth_corner", "lip_gap", "jaw_drop",
 )
-ACTION_UNITS = ("au4", "au6", "au7", "au9", "au10", "au20", "au43")
+#: Measures added after baselines were first stored: an older stored baseline lacks them and
+#: takes the canonical face's values for them (the mouth then reads against the average face).
+LATER_MEASURES = ("lip_gap", "jaw_drop")
+ACTION_UNITS = ("au4", "au6", "au7", "au9", "au10", "au12", "au20", "au25", "au26", "au43")
 EYES_CLOSED_FRACTION = 0.35
 
 # The measures on MediaPipe's canonical face model (a neutral average face), used until the
@@ -76,6 +85,10 @@ CANONICAL_NEUTRAL = {
     "lip_nose": 0.200882,
     "mouth_width": 0.779464,
     "mouth_corner": 1.105509,
+    # canonical_face_model.obj: inner lips 13/14 at y -3.994436/-4.542400, chin 152 at
+    # -9.403378, subnasale 2 at -2.089024, IOD 6.302291 (the mesh's lips are slightly apart).
+    "lip_gap": 0.086947,
+    "jaw_drop": 1.160587,
 }
 
 # (dead zone, full scale) in IOD, or in fraction of neutral for the aperture.
@@ -89,6 +102,9 @@ _SCALES = {
     "lip_nose": (0.008, 0.06),
     "mouth_width": (0.020, 0.15),
     "corner_rise": (0.0, 0.05),
+    "au12_rise": (0.02, 0.15),
+    "lip_gap": (0.02, 0.15),
+    "jaw_drop": (0.04, 0.30),
 }
 
 
@@ -118,6 +134,8 @@ def measure(frontal: np.ndarray) -> dict[str, float]:
         "lip_nose": (_mean_y(p, UPPER_LIP) - float(p[SUBNASALE, 1])) / iod,
         "mouth_width": float(np.linalg.norm(p[MOUTH_CORNERS[1], :2] - p[MOUTH_CORNERS[0], :2])) / iod,
         "mouth_corner": (_mean_y(p, MOUTH_CORNERS) - eye_line) / iod,
+        "lip_gap": float(p[INNER_LIPS[1], 1] - p[INNER_LIPS[0], 1]) / iod,
+        "jaw_drop": float(p[CHIN, 1] - p[SUBNASALE, 1]) / iod,
     }
 
 
@@ -151,6 +169,8 @@ class NeutralBaseline:
         if not isinstance(data, dict) or "measures" not in data:
             raise ValueError("neutral baseline dict needs a 'measures' mapping")
         measures = {m: float(v) for m, v in data["measures"].items() if m in MEASURES}
+        for m in LATER_MEASURES:
+            measures.setdefault(m, CANONICAL_NEUTRAL[m])
         return cls(measures, int(data.get("frames", 0)), str(data.get("source", "calibrated")))
 
     @classmethod
@@ -181,31 +201,73 @@ class BaselineAccumulator:
         return NeutralBaseline.from_measures(self.samples) if self.complete else None
 
 
-def _ramp(change: float, scale_key: str) -> float:
-    dead, full = _SCALES[scale_key]
-    return float(np.clip((change - dead) / (full - dead), 0.0, 1.0))
+#: Which AU each scale sets (what ``tools.refit_face`` fits each scale against).
+SCALE_AU = {
+    "brow_eye": "au4", "brow_gap": "au4", "cheek_eye": "au6", "lower_lid": "au7", "aperture": "au7",
+    "ala_eye": "au9", "lip_nose": "au10", "au12_rise": "au12", "mouth_width": "au20",
+    "lip_gap": "au25", "jaw_drop": "au26",
+}
 
 
-def action_units(measures: dict[str, float], neutral: NeutralBaseline) -> dict[str, float]:
-    """AU intensities (0..5; AU43 0/1) and the continuous eye closure (0..1) behind AU43."""
+def default_scales() -> dict[str, tuple[float, float]]:
+    """The engineering (dead zone, full scale) constants, as a copy to refit or override."""
+    return dict(_SCALES)
+
+
+def check_scales(scales: dict) -> dict[str, tuple[float, float]]:
+    """``scales`` (e.g. from a refit JSON) over the defaults, validated; unknown keys refused."""
+    out = default_scales()
+    for key, value in scales.items():
+        if key not in out:
+            raise ValueError(f"AU scales: unknown scale {key!r} (known: {', '.join(sorted(out))})")
+        try:
+            dead, full = (float(v) for v in value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"AU scales: {key} must be [dead_zone, full_scale], got {value!r}") from exc
+        if not (np.isfinite(dead) and np.isfinite(full) and full > dead):
+            raise ValueError(f"AU scales: {key} needs finite values with full scale > dead zone, got {value!r}")
+        out[key] = (dead, full)
+    return out
+
+
+def action_units(measures: dict[str, float], neutral: NeutralBaseline,
+                 scales: dict[str, tuple[float, float]] | None = None) -> dict[str, float]:
+    """AU intensities (0..5; AU43 0/1) and the continuous eye closure (0..1) behind AU43.
+
+    ``scales`` replaces the (dead zone, full scale) constants (``check_scales``), e.g. refitted.
+    Measures (and the neutral's) may also be numpy arrays, one value per frame: the AUs are
+    then arrays too (``tools.refit_face`` reads thousands of frames at once this way).
+    """
+    table = _SCALES if scales is None else scales
+
+    def _ramp(change, scale_key: str):
+        dead, full = table[scale_key]
+        return np.clip((change - dead) / (full - dead), 0.0, 1.0)
+
     n = neutral.measures
     drop = {m: n[m] - measures[m] for m in MEASURES}
     openness = measures["eye_aperture"] / n["eye_aperture"]
     closed = openness < EYES_CLOSED_FRACTION
     lid = _ramp(drop["lower_lid"], "lower_lid")
     # A closed eye has no aperture left to narrow: only the lower lid speaks for AU7 then.
-    narrowing = 0.0 if closed else _ramp(1.0 - openness, "aperture")
+    narrowing = np.where(closed, 0.0, _ramp(1.0 - openness, "aperture"))
     corner_rise = _ramp(drop["mouth_corner"], "corner_rise")
-    return {
+    aus = {
         "au4": 5.0 * (0.7 * _ramp(drop["brow_eye"], "brow_eye") + 0.3 * _ramp(drop["brow_gap"], "brow_gap")),
         "au6": 5.0 * _ramp(drop["cheek_eye"], "cheek_eye"),
-        "au7": 5.0 * (lid if closed else 0.5 * (lid + narrowing)),
+        "au7": 5.0 * np.where(closed, lid, 0.5 * (lid + narrowing)),
         "au9": 5.0 * _ramp(drop["ala_eye"], "ala_eye"),
         "au10": 5.0 * _ramp(drop["lip_nose"], "lip_nose"),
+        "au12": 5.0 * _ramp(drop["mouth_corner"], "au12_rise"),
         "au20": 5.0 * _ramp(-drop["mouth_width"], "mouth_width") * (1.0 - corner_rise),
-        "au43": 1.0 if closed else 0.0,
-        "eye_closure": float(np.clip(1.0 - openness, 0.0, 1.0)),
+        "au25": 5.0 * _ramp(-drop["lip_gap"], "lip_gap"),
+        "au26": 5.0 * _ramp(-drop["jaw_drop"], "jaw_drop"),
+        "au43": np.where(closed, 1.0, 0.0),
+        "eye_closure": np.clip(1.0 - openness, 0.0, 1.0),
     }
+    if np.ndim(openness) == 0:
+        return {k: float(v) for k, v in aus.items()}
+    return aus
 
 
 def pspi(aus: dict[str, float]) -> float:

@@ -19,6 +19,7 @@ from models.face.files import verify_model_files
 from models.face.geometry import FacePose, frontalise
 from models.face.imaging import as_rgb_uint8, to_gray
 from models.face.landmarks import FaceMesh, MeshResult, roi_from_detection, roi_from_landmarks
+from models.face.pain_context import pain_pspi
 from models.face.quality import ConfidenceSmoother, FaceQuality, assess
 from models.modality import ModalityEstimate
 from models.runtime import TFLiteModel
@@ -77,12 +78,15 @@ class FaceEstimator:
         neutral: au.NeutralBaseline | dict | None = None,
         emotion: bool = True,
         confidence_tau_s: float = 1.0,
+        au_scales: dict | None = None,
     ) -> None:
         paths = verify_model_files(model_dir)
         self.detector = BlazeFaceDetector(TFLiteModel(paths["face_detector"], num_threads))
         self.mesh = FaceMesh(TFLiteModel(paths["face_landmarks"], num_threads))
         self.emotion = EmotionClassifier(TFLiteModel(paths["emotion"], num_threads)) if emotion else None
         self.tracking = tracking
+        # Refitted AU constants (``tools.refit_face``), else the engineering ones.
+        self.au_scales = None if au_scales is None else au.check_scales(au_scales)
         self._smoother = ConfidenceSmoother(confidence_tau_s)
         self._track: MeshResult | None = None
         self._calibration: au.BaselineAccumulator | None = None
@@ -163,7 +167,7 @@ class FaceEstimator:
             baseline = self._calibration.add(measures)
             if baseline is not None:
                 self.set_neutral(baseline)
-        aus = au.action_units(measures, self.neutral)
+        aus = au.action_units(measures, self.neutral, self.au_scales)
         t1 = time.perf_counter()
         timings["action_units"] += (t1 - t0) * 1e3
 
@@ -210,7 +214,9 @@ class FaceEstimator:
             flags.append("low_quality")
         if obs.action_units["au43"] >= 1.0:
             flags.append("eyes_closed")
-        features = {"pspi": obs.pspi}
+        # The score reads the actions a smile, speech or a yawn do not explain; plain PSPI beside.
+        pain = pain_pspi(obs.action_units)
+        features = {"pspi": obs.pspi, "pain_pspi": pain}
         features.update({k: float(v) for k, v in obs.action_units.items()})
         for name in EMOTIONS:
             if name in obs.emotions:
@@ -220,7 +226,7 @@ class FaceEstimator:
         features.update(obs.quality.features())
         features.update({"yaw_deg": obs.pose.yaw_deg, "pitch_deg": obs.pose.pitch_deg, "roll_deg": obs.pose.roll_deg})
         return ModalityEstimate(
-            MODALITY, au.pspi_to_score(obs.pspi), _unit(confidence), _unit(quality), features, tuple(flags)
+            MODALITY, au.pspi_to_score(pain), _unit(confidence), _unit(quality), features, tuple(flags)
         )
 
 

@@ -21,15 +21,18 @@ def test_astronaut_estimate(face_model_dir, astronaut):
     assert obs.has_face and obs.emotion == "happy"
     e = est.estimate(obs)
     assert e.modality == "face"
-    assert 0 <= e.score <= 10 and e.score == pytest.approx(min(10, obs.pspi * 10 / 16))
+    # The score reads PSPI without what the smile explains: the astronaut smiles, brows level.
+    assert e.score == pytest.approx(e.features["pain_pspi"] * 10 / 16)
+    assert e.features["pain_pspi"] < 0.8 < obs.pspi
     assert "uncalibrated" in e.flags and "no_face" not in e.flags
-    for key in ("pspi", "au4", "au6", "au7", "au9", "au10", "au20", "au43", "emotion_angry",
+    for key in ("pspi", "pain_pspi", "au4", "au6", "au7", "au9", "au10", "au12", "au20", "au25",
+                "au26", "au43", "emotion_angry",
                 "emotion_disgust", "emotion_fear", "emotion_sad", "negative_affect", "quality_size",
                 "quality_pose", "quality_sharpness", "quality_exposure", "presence", "yaw_deg"):
         assert key in e.features, key
     assert e.features["emotion_happy"] > 0.5 > e.features["negative_affect"]
-    # a smile is AU6 (cheek raiser): the known PSPI confound, visible against the canonical face
-    assert e.features["au6"] > 1
+    # a smile is AU6 (cheek raiser) with AU12: the known PSPI confound, measured and published
+    assert e.features["au6"] > 1 and e.features["au12"] > 2
     assert e.quality > 0.8
     payload = json.loads(json.dumps(e.to_dict()))
     assert all(isinstance(v, (float, type(None))) for v in payload["features"].values())

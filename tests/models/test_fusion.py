@@ -50,6 +50,17 @@ def test_physio_explained_against_the_patient_rest():
     assert len(top) == 4  # the model output and the three largest changes
 
 
+def test_face_explained_by_the_actions_its_score_counted():
+    """A smile's cheek raise is not given as a reason; with the brows lowered it is (pain smile)."""
+    from models.fusion import face_top_features
+
+    smile = {"au4": 0.0, "au6": 4.0, "au7": 1.0, "au9": 3.0, "au10": 3.5, "au12": 5.0, "au26": 0.0, "au43": 0.0}
+    top = face_top_features(ModalityEstimate("face", 0.0, 0.9, 0.9, smile))
+    assert not {"au6", "au9", "au10"} & set(top)
+    pain_smile = {**smile, "au4": 3.0}
+    assert "au6" in face_top_features(ModalityEstimate("face", 6.0, 0.9, 0.9, pain_smile))
+
+
 @pytest.mark.parametrize("gone", ["face", "physio"])
 def test_a_missing_modality_is_flagged_and_lowers_confidence(gone):
     both = fuse({"physio": physio(), "face": face()})

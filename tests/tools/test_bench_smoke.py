@@ -61,3 +61,18 @@ def test_physio_speed_smoke(capsys):
         assert "realtime_factor" in out["results"][peer] or "error" in out["results"][peer]
     if "realtime_factor" in out["results"]["neurokit2"]:
         assert out["results"]["painmon"]["ratio_to_neurokit2"] > 0
+
+
+def test_face_nonpain_smoke(face_model_dir, capsys):
+    from tools.bench import face_nonpain
+
+    # the two photos installed with the test extras: no download
+    assert face_nonpain.main(["--only", "astronaut,grace_hopper", "--model-dir", str(face_model_dir)]) == 0
+    out = _last_json(capsys)
+    assert out["bench"] == "face_nonpain"
+    assert set(out["results"]) == {"painmon", "plain_pspi_one_frame"}
+    assert out["results"]["painmon"]["n_faces"] == 2
+    # the peer reads both smiles as pain; painmon not the astronaut's
+    assert out["results"]["plain_pspi_one_frame"]["share_below_mild"] == 0.0
+    assert out["results"]["painmon"]["share_below_mild"] >= 0.5
+    assert face_nonpain.main(["--only", "nobody"]) == 1

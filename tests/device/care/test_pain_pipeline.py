@@ -101,13 +101,15 @@ def test_calibration_survives_a_restart(tmp_path):
 
 
 def test_local_alarm_with_no_network_at_all(tmp_path, mock_pins):
-    # No outputs at all (no MQTT); a threshold the demo's resting subject reaches at once, so
-    # the alarm path is exercised end to end: fusion -> AlarmBook -> LED and buzzer pins.
+    # No outputs at all (no MQTT); the demo photo grimaces from the first frame and the
+    # threshold is low, so the alarm path is exercised end to end at once: fusion ->
+    # AlarmBook -> LED and buzzer pins. (The photo's own smile is not pain: it needs the grimace.)
     config = make_config(tmp_path, face=True, pain={"alarm_threshold": 0.5, "alarm_after_s": 0.0,
                                                     "alarm_escalate_after_s": 3.0},
                          alarm={"led_high_pin": 17, "led_medium_pin": 27, "buzzer_pin": 22})
     monitor = build_monitor(config, ScaledClock(1.0), [], face_calibrate_frames=0)
     pipeline = monitor.pipeline
+    pipeline.face.expression = lambda t_s: 0.8  # a grimace from the first frame (before start)
     red, yellow, buzzer = (mock_pins.pin(n) for n in (17, 27, 22))
     history = []
     pipeline.alarms.listeners.append(lambda e, a: history.append((e, a.kind, a.priority)))

@@ -42,6 +42,9 @@ def test_face_and_physio_are_published_live(face_model_dir):
     # Calibrated on her own (smiling) face, the smile no longer reads as pain.
     assert late[-1]["features"]["pspi"] < 4
     assert pipeline.face.frames >= 15
+    # Every frame of a hop goes into its estimate (5 fps, 1 s hops): the count is published.
+    assert all(m["frames"] == m["features"]["frames"] >= 2 for m in late)
+    assert sum(m["frames"] for m in faces) <= pipeline.face.frames
     # No image ever leaves: only numbers are in the message.
     assert all(isinstance(v, (int, float, type(None))) for m in late for v in m["features"].values())
     physio = [m["physio"] for m in vitals]
