@@ -16,6 +16,7 @@ import numpy as np
 from models import iir
 from models.peaks import local_maxima, select_by_distance
 
+
 def _check_cutoff(name: str, cutoff_hz: float, rate_hz: float) -> None:
     if rate_hz <= 0:
         raise ValueError(f"{name}: rate_hz must be > 0, got {rate_hz}")

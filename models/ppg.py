@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from models.dsp import hann, find_peaks, median, parabolic_vertex, rfft_padded
+from models.dsp import find_peaks, hann, median, parabolic_vertex, rfft_padded
 
 HR_MIN_BPM, HR_MAX_BPM = 40.0, 200.0
 GRID_STEP_BPM = 0.5

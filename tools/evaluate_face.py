@@ -114,7 +114,8 @@ def evaluate(readings: list[FrameReading], scales=None) -> dict[str, dict]:
                                   np.array([p["pain_pspi"] for _, p in seen]))}
     lab = np.array([x[0] for x in pooled])
     out["all"] = {"frames": len(readings), "with_face": len(pooled),
-                  **figures(lab, np.array([p["pspi"] for _, p in pooled]), np.array([p["pain_pspi"] for _, p in pooled]))}
+                  **figures(lab, np.array([p["pspi"] for _, p in pooled]),
+                            np.array([p["pain_pspi"] for _, p in pooled]))}
     subjects = [out[s] for s in rows]
     out["mean"] = {k: float(np.nanmean([s[k] for s in subjects])) if any(math.isfinite(s[k]) for s in subjects)
                    else float("nan") for k in ("mae", "r", "auroc", "auroc_pain_pspi")}
@@ -122,7 +123,8 @@ def evaluate(readings: list[FrameReading], scales=None) -> dict[str, dict]:
 
 
 def format_table(result: dict[str, dict]) -> str:
-    lines = [f"{'subject':16s} {'frames':>7s} {'face':>6s} {'PSPI MAE':>9s} {'r':>6s} {'AUROC':>6s} {'AUROC pain PSPI':>16s}"]
+    lines = [f"{'subject':16s} {'frames':>7s} {'face':>6s} {'PSPI MAE':>9s} {'r':>6s} {'AUROC':>6s} "
+             f"{'AUROC pain PSPI':>16s}"]
     for name, row in result.items():
         if name == "mean":
             lines.append(f"{'mean of subjects':16s} {'':>7s} {'':>6s} {row['mae']:9.2f} {row['r']:6.2f} "

@@ -205,7 +205,7 @@ def score_video(model_dir, item: dict, path: Path) -> list[Reading]:
     calib = video.get("calibrate_frames")
     if calib:
         est.start_calibration(calib[1] - calib[0])
-        for k, t_ns, image in frames[calib[0]:calib[1]]:
+        for _k, t_ns, image in frames[calib[0]:calib[1]]:
             est.observe(image, t_ns)
     out = []
     for seg in video["segments"]:
@@ -252,7 +252,8 @@ def table(readings: list[Reading], manifest: Path = MANIFEST) -> str:
     from models.pain import level_for
 
     items = {i["id"]: i for i in load_manifest(manifest)}
-    lines = ["| photo | shows | source | neutral | score 0-10 (level) | PSPI | pain PSPI | AU4 / AU6 / AU12 / AU25 / AU26 | emotion model |",
+    lines = ["| photo | shows | source | neutral | score 0-10 (level) | PSPI | pain PSPI "
+             "| AU4 / AU6 / AU12 / AU25 / AU26 | emotion model |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in readings:
         item = items[r.id]
@@ -262,7 +263,8 @@ def table(readings: list[Reading], manifest: Path = MANIFEST) -> str:
         a = r.aus
         lines.append(f"| {name} | {shows} | {src} | {'own' if r.calibrated else 'canonical'} | "
                      f"{r.score:.2f} ({level_for(r.score)}) | {r.pspi:.1f} | {r.pain_pspi:.1f} | "
-                     f"{a['au4']:.1f} / {a['au6']:.1f} / {a['au12']:.1f} / {a['au25']:.1f} / {a['au26']:.1f} | {r.emotion} |")
+                     f"{a['au4']:.1f} / {a['au6']:.1f} / {a['au12']:.1f} / {a['au25']:.1f} / "
+                     f"{a['au26']:.1f} | {r.emotion} |")
     return "\n".join(lines)
 
 

@@ -120,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("out of subject (constants fitted on the other subjects):")
-    print(f"{'subject':16s} {'MAE refit':>10s} {'MAE eng.':>9s} {'r refit':>8s} {'r eng.':>7s} {'AUROC refit':>12s} {'AUROC eng.':>11s}")
+    print(f"{'subject':16s} {'MAE refit':>10s} {'MAE eng.':>9s} {'r refit':>8s} {'r eng.':>7s} "
+          f"{'AUROC refit':>12s} {'AUROC eng.':>11s}")
     for subject, row in loso.items():
         a, b = row["refit"], row["engineering"]
-        print(f"{subject:16s} {a['mae']:10.2f} {b['mae']:9.2f} {a['r']:8.2f} {b['r']:7.2f} {a['auroc']:12.2f} {b['auroc']:11.2f}")
+        print(f"{subject:16s} {a['mae']:10.2f} {b['mae']:9.2f} {a['r']:8.2f} {b['r']:7.2f} "
+              f"{a['auroc']:12.2f} {b['auroc']:11.2f}")
     scales = fit(readings)
     print("fitted on every subject (in-sample, not a measure of accuracy):")
     print(format_table(evaluate(readings, scales)))

@@ -162,7 +162,8 @@ class NeutralBaseline:
         return cls(dict(CANONICAL_NEUTRAL), frames=0, source="canonical")
 
     def to_dict(self) -> dict:
-        return {"measures": {m: float(self.measures[m]) for m in MEASURES}, "frames": self.frames, "source": self.source}
+        return {"measures": {m: float(self.measures[m]) for m in MEASURES}, "frames": self.frames,
+                "source": self.source}
 
     @classmethod
     def from_dict(cls, data: dict) -> NeutralBaseline:

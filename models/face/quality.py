@@ -75,7 +75,8 @@ def assess(iod_px: float, pose: FacePose, crop_gray: np.ndarray, presence: float
     exposure *= 1.0 - _ramp(clipped, 0.0, CLIPPED_MAX)
     return FaceQuality(
         size=_ramp(iod_px, IOD_PX_MIN, IOD_PX_FULL),
-        pose=_angle_score(pose.yaw_deg, YAW_DEG_FREE, YAW_DEG_MAX) * _angle_score(pose.pitch_deg, PITCH_DEG_FREE, PITCH_DEG_MAX),
+        pose=(_angle_score(pose.yaw_deg, YAW_DEG_FREE, YAW_DEG_MAX)
+              * _angle_score(pose.pitch_deg, PITCH_DEG_FREE, PITCH_DEG_MAX)),
         sharpness=sharpness,
         exposure=exposure,
         presence=float(np.clip(presence, 0.0, 1.0)),

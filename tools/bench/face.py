@@ -108,7 +108,8 @@ def peer_python(explicit: str | None, setup: bool) -> Path:
     if py.exists() or not setup:
         return py
     subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True, capture_output=True)
-    proc = subprocess.run(["nice", str(py), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS], capture_output=True, text=True)
+    proc = subprocess.run(["nice", str(py), "-m", "pip", "install", "-q", *PEER_REQUIREMENTS],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"cannot install {' '.join(PEER_REQUIREMENTS)}: {proc.stderr.strip()[-300:]}")
     return py
@@ -120,7 +121,8 @@ def run_peer(frames: np.ndarray, python: Path, warmup: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="painmon-bench-") as tmp:
         path = Path(tmp) / "frames.npy"
         np.save(path, frames)
-        proc = subprocess.run([str(python), "-c", PEER_SCRIPT, str(path), str(warmup)], capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run([str(python), "-c", PEER_SCRIPT, str(path), str(warmup)],
+                              capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         return {"error": f"mediapipe peer failed: {proc.stderr.strip()[-300:]}"}
     raw = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -161,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         results["mediapipe_face_mesh"] = {"error": "skipped (--no-peer)"}
     else:
         try:
-            results["mediapipe_face_mesh"] = run_peer(frames, peer_python(args.peer_python, not args.no_peer_setup), warmup)
+            peer_py = peer_python(args.peer_python, not args.no_peer_setup)
+            results["mediapipe_face_mesh"] = run_peer(frames, peer_py, warmup)
         except Exception as exc:  # a peer that cannot run is reported, never dropped
             results["mediapipe_face_mesh"] = {"error": str(exc)}
 
@@ -169,15 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"face path, {len(frames)} frames {frames.shape[2]}x{frames.shape[1]}, one thread, pinned to cpu {cpu}")
     print(f"{'system':28s} {'mode':12s} {'ms median':>10s} {'ms p99':>8s} {'faces':>6s}")
     for key in ("tracking", "no_tracking"):
-        print(f"{'painmon':28s} {key:12s} {pm['ms_median_' + key]:10.2f} {pm['ms_p99_' + key]:8.2f} {pm['faces_found_' + key]:6.2f}")
-        print(f"{'  stages':28s} {key:12s} " + ", ".join(f"{s} {v:.2f}" for s, v in pm["stages_ms_median_" + key].items()))
+        print(f"{'painmon':28s} {key:12s} {pm['ms_median_' + key]:10.2f} {pm['ms_p99_' + key]:8.2f} "
+              f"{pm['faces_found_' + key]:6.2f}")
+        stages = pm["stages_ms_median_" + key]
+        print(f"{'  stages':28s} {key:12s} " + ", ".join(f"{s} {v:.2f}" for s, v in stages.items()))
     if "error" in peer:
         print(f"{'mediapipe FaceMesh':28s} error: {peer['error']}")
     else:
         for key in ("tracking", "no_tracking"):
-            print(f"{'mediapipe FaceMesh ' + peer['version']:28s} {key:12s} {peer['ms_median_' + key]:10.2f} {peer['ms_p99_' + key]:8.2f} {peer['faces_found_' + key]:6.2f}")
+            print(f"{'mediapipe FaceMesh ' + peer['version']:28s} {key:12s} "
+                  f"{peer['ms_median_' + key]:10.2f} {peer['ms_p99_' + key]:8.2f} "
+                  f"{peer['faces_found_' + key]:6.2f}")
         lm = pm["stages_ms_median_tracking"]["landmarks"]
-        print(f"landmark stage (tracking): painmon {lm:.2f} ms vs mediapipe FaceMesh {peer['ms_median_tracking']:.2f} ms per frame")
+        print(f"landmark stage (tracking): painmon {lm:.2f} ms vs mediapipe FaceMesh "
+              f"{peer['ms_median_tracking']:.2f} ms per frame")
     print(json.dumps({
         "bench": "face",
         "data": args.data or "skimage.data.astronaut (moving)",

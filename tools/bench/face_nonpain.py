@@ -31,7 +31,8 @@ def summary(scores: list[float]) -> dict[str, float]:
     levels = [level_for(s) for s in scores]
     return {"n_faces": len(scores),
             "share_below_mild": float(np.mean([lv == "none" for lv in levels])) if scores else float("nan"),
-            "share_below_moderate": float(np.mean([lv in ("none", "mild") for lv in levels])) if scores else float("nan"),
+            "share_below_moderate": (float(np.mean([lv in ("none", "mild") for lv in levels]))
+                                     if scores else float("nan")),
             "score_mean": float(np.mean(scores)) if scores else float("nan"),
             "score_max": float(np.max(scores)) if scores else float("nan")}
 
