@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scales", type=Path, default=None, help="refitted AU constants (JSON)")
     parser.add_argument("--model-dir", type=Path, default=None, help="face models (default: painmon's)")
     args = parser.parse_args(argv)
-    from device.fetch_models import default_model_dir
+    from device.config.paths import default_model_dir
 
     try:
         data = unbc.load(args.data)

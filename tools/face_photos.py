@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         for key, path in files.items():
             print(f"{key}: {path}")
         return 0
-    from device.fetch_models import default_model_dir
+    from device.config.paths import default_model_dir
 
     print(table(score_all(args.model_dir or default_model_dir(), files)))
     return 0

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neutral", choices=("rest", "canonical"), default="rest")
     parser.add_argument("--model-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    from device.fetch_models import default_model_dir
+    from device.config.paths import default_model_dir
 
     try:
         data = unbc.load(args.data)

@@ -1,5 +1,5 @@
 """The UNBC-McMaster loader, ``tools.evaluate_face`` and ``tools.refit_face`` on a tiny folder in
-the archive's layout, made here from the demo photo grimacing (sensors.expression) with labels
+the archive's layout, made here from the demo photo grimacing (sensors.emulated.expression) with labels
 that follow the grimace's intensity."""
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from models.face import action_units as au
-from sensors.camera import astronaut_photo
-from sensors.expression import FacePoints, PainExpression
+from sensors.emulated.expression import FacePoints, PainExpression
+from sensors.emulated.photo import astronaut_photo
 from tools import evaluate_face, refit_face, unbc
 
 INTENSITIES = (0.0, 0.0, 0.0, 0.0, 0.35, 0.7, 1.0, 0.7, 0.35, 0.0)

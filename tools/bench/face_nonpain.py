@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated manifest ids (default: all)")
     parser.add_argument("--model-dir", type=Path, default=None)
     args = parser.parse_args(argv)
-    from device.fetch_models import default_model_dir
+    from device.config.paths import default_model_dir
 
     ids = None if args.only is None else [x.strip() for x in args.only.split(",") if x.strip()]
     t0 = time.perf_counter()
