@@ -8,14 +8,14 @@ from collections.abc import Callable
 from sensors.camera import FrameSource, open_camera
 from sensors.clock import Clock
 
-DEMO_PHOTO = "photo"
+from device.config.sections import DEMO_CAMERA
 
 
 def open_frame_source(spec: str, clock: Clock | None = None, rate_hz: float = 15.0, *,
                       expression: Callable[[float], float] | None = None) -> FrameSource:
     """The camera ``spec`` names. ``expression`` (the demo photo's pain intensity over time)
     can only be drawn on the demo photo."""
-    if spec == DEMO_PHOTO:
+    if spec == DEMO_CAMERA:
         from sensors.emulated.photo import PhotoSource  # the demo's: no import cost elsewhere
 
         return PhotoSource(rate_hz=rate_hz, clock=clock, expression=expression)

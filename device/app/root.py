@@ -19,6 +19,7 @@ from device.acquisition.board import Board, build_board
 from device.care.pain import PainStage
 from device.config import PainmonConfig
 from device.config.paths import default_model_dir
+from device.config.sections import DEMO_CAMERA
 from device.processing.alarms import AlarmBook
 from device.processing.commands import CommandRouter
 from device.processing.envelope import Envelope
@@ -79,7 +80,8 @@ def build_monitor(config: PainmonConfig, clock: Clock, outputs: list[Output] | N
     face = None
     if config.face.enabled:
         expression = None
-        if face_follows_scenario and board.emulated is not None and config.face.camera == "photo":
+        if (face_follows_scenario and board.emulated is not None
+                and config.face.camera == DEMO_CAMERA):
             from sensors.emulated.expression import pain_expression
 
             expression = pain_expression(board.emulated.simulator.scenario)

@@ -150,13 +150,20 @@ class SimulatorConfig(BaseModel):
     )
 
 
+#: The demo's camera: a still photograph that moves and grimaces (sensors.emulated.photo).
+DEMO_CAMERA = "photo"
+#: The camera a real device uses unless the configuration names another.
+REAL_CAMERA = "picamera2"
+
+
 class FaceConfig(BaseModel):
     model_config = _STRICT
 
     enabled: bool = Field(True, description="Run the face modality (camera, landmarks, AUs).")
-    camera: str = Field(
-        "photo", description='"photo" (the demo photo), a V4L2 index like "0", "picamera2", '
-        "a GStreamer pipeline, a folder of images or a video file.",
+    camera: str | None = Field(
+        None, min_length=1, description='"picamera2", a V4L2 index like "0", a GStreamer pipeline, '
+        'a folder of images, a video file, or "photo" (the demo\'s photograph, emulated only).',
+        json_schema_extra={"default_doc": '"photo" with hardware = "emulated", else "picamera2"'},
     )
     fps: float = Field(10.0, gt=0, le=30, strict=False, description="Frames analysed per second.")
     tracking: bool = Field(
@@ -283,3 +290,20 @@ class PainmonConfig(BaseModel):
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @model_validator(mode="after")
+    def _demo_parts_only_when_emulated(self) -> PainmonConfig:
+        """A device on real hardware must not score the demo's photograph or simulate."""
+        if self.face.camera is None:
+            self.face.camera = DEMO_CAMERA if self.hardware == "emulated" else REAL_CAMERA
+        if self.hardware != "real":
+            return self
+        if self.face.enabled and self.face.camera == DEMO_CAMERA:
+            raise KeyedValueError("face.camera", f'"{DEMO_CAMERA}" is the demo\'s photograph: with '
+                                  'hardware = "real" set a camera ("picamera2", a V4L2 index '
+                                  'like "0", a GStreamer pipeline) or face.enabled = false')
+        if self.simulator.model_fields_set:
+            key = "simulator." + sorted(self.simulator.model_fields_set)[0]
+            raise KeyedValueError(key, 'the simulator only feeds the emulated board: remove '
+                                  '[simulator] or set hardware = "emulated"')
+        return self

@@ -203,7 +203,9 @@ def test_example_file_loads_and_documents_every_key():
     # Optional pins default to none, which TOML cannot write: they are shown commented out.
     dump = default_config().model_dump()
     unset = {k for k in every if functools.reduce(dict.get, k.split("."), dump) is None}
-    assert commented == {"state_dir", "mqtt.client_id", "face.model_dir"} | unset
+    # The simulator is refused on real hardware: shown commented out for emulated runs.
+    assert commented == ({"state_dir", "mqtt.client_id", "face.model_dir", "simulator.seed",
+                          "simulator.scenario"} | unset)
     for key in commented:
         assert f"# {key.split('.')[-1]} = " in text
 
@@ -229,3 +231,23 @@ def test_models_forbid_extras_and_describe_every_field():
                 walk(field.annotation)
 
     walk(PainmonConfig)
+
+
+def test_real_hardware_refuses_the_demo_parts(write):
+    """A device installed from a configuration must never score the demo's photograph or run
+    the simulator: validation names the key."""
+    got = problems(write('hardware = "real"\n[face]\ncamera = "photo"'))
+    assert list(got) == ["face.camera"] and "demo" in got["face.camera"]
+    got = problems(write('hardware = "real"\n[simulator]\nscenario = "rest"'))
+    assert list(got) == ["simulator.scenario"]
+    # Off, or emulated: fine.
+    assert load_config(write('hardware = "real"\n[face]\ncamera = "photo"\nenabled = false'))
+    assert load_config(write('[face]\ncamera = "photo"\n[simulator]\nscenario = "rest"'))
+
+
+def test_the_default_camera_follows_the_hardware(write, monkeypatch):
+    assert load_config(write("")).face.camera == "photo"
+    assert load_config(write('hardware = "real"')).face.camera == "picamera2"
+    assert load_config(write('hardware = "real"\n[face]\ncamera = "0"')).face.camera == "0"
+    monkeypatch.setenv(HARDWARE_ENV, "real")
+    assert load_config(write("")).face.camera == "picamera2"
