@@ -40,3 +40,19 @@ def test_device_bench_tiny_run_prints_the_json_line_last():
     assert result["results"]["painmon_no_face"]["face_frames_per_s"] == 0
     assert painmon["face_frames_per_s"] > 0
     assert len(result["load_average"]) == 6
+
+
+def test_device_path_bench_tiny_run_prints_the_json_line_last(face_model_dir):
+    proc = subprocess.run(check=False, args=[sys.executable, "-m", "tools.bench.device_path",
+                                             "--seconds", "4"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["bench"] == "device_path"
+    assert set(result["results"]) == {"device_path", "device_path_no_face", "demo"}
+    for name, r in result["results"].items():
+        assert "error" not in r, (name, r)
+        assert 20 < r["rss_mb"] < 2000 and 0 < r["cpu_percent"] < 200
+        assert r["hops"] >= 3
+    assert result["results"]["device_path"]["face_frames_per_s"] > 0  # the video reached the face
+    assert result["results"]["device_path_no_face"]["face_frames_per_s"] == 0
