@@ -31,7 +31,8 @@ from device.config import MqttConfig
 from device.mqtt import read_password
 from device.station import api
 from device.station.store import Received, Store
-from device.station.upkeep import Retention, apply_retention, roll_up
+from device.station.config import RetentionConfig
+from device.station.upkeep import apply_retention, roll_up
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,12 @@ class Ingest:
     """Subscribe, validate, de-duplicate, store; publish the station's commands."""
 
     def __init__(self, store: Store, config: MqttConfig, *, group: str | None = "station",
-                 client_id: str | None = None, retention: Retention = Retention(),
+                 client_id: str | None = None, retention: RetentionConfig | None = None,
                  batch_max: int = 500, batch_wait_s: float = 0.05,
                  rollup_every_s: float = 5.0, retention_every_s: float = 3600.0) -> None:
         self.store, self.config, self.group = store, config, group
         self.prefix = config.topic_prefix
-        self.retention = retention
+        self.retention = retention or RetentionConfig()
         self.batch_max, self.batch_wait_s = batch_max, batch_wait_s
         self.rollup_every_s, self.retention_every_s = rollup_every_s, retention_every_s
         self.stats = IngestStats()

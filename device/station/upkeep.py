@@ -10,25 +10,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from device.station import tables as T
+from device.station.config import RetentionConfig
 from device.station.store import Store
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How long each kind of data is kept (days)."""
-
-    pain_raw_days: float = 7
-    vitals_raw_days: float = 2
-    alarm_days: float = 400
-    command_days: float = 400
-    minutes_days: float = 400
-    rejected_days: float = 30
-    # The audit trail is kept: who acknowledged what is a clinical record.
 
 
 def roll_up(store: Store, touched: dict[str, set[tuple[str, int]]]) -> int:
@@ -76,8 +63,9 @@ def _aggregate(stream: str, device_id: str, minute: int, rows: list) -> dict:
     return out
 
 
-def apply_retention(store: Store, retention: Retention, now_unix_s: float | None = None) -> dict:
-    """Delete what is older than its retention; rows deleted per table."""
+def apply_retention(store: Store, retention: RetentionConfig, now_unix_s: float | None = None) -> dict:
+    """Delete what is older than its retention; rows deleted per table. The audit trail is
+    kept: who acknowledged what is part of the clinical record."""
     now = time.time() if now_unix_s is None else now_unix_s
     day = 86400.0
     plan = ((T.pain, T.pain.c.t_unix_s, retention.pain_raw_days),
