@@ -6,6 +6,7 @@ import json
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 import sqlalchemy as sa
 
 from device.station import tables as T
@@ -114,6 +115,7 @@ def test_malformed_and_forged_payloads_are_counted_never_stored(ingest, store, m
         bed.stop()
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the broker's part, not the database's
 def test_a_vanished_device_goes_offline_within_its_keepalive(ingest, store, mosquitto):
     keepalive_s = 2
     bed = SimulatedBed(mosquitto.host, mosquitto.port, "bed-4", keepalive_s=keepalive_s).start()

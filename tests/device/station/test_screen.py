@@ -4,6 +4,7 @@ on SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -118,3 +119,27 @@ def test_forged_payload_vanished_bed_and_broker_restart_are_shown(station, page,
         expect(page.locator("#bed-bed-01 .score")).to_have_text("4.0", timeout=TIMEOUT_MS)
     finally:
         steady.stop()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mosquitto):
+    """``painmon demo`` and ``painmon station`` side by side: the demo device appears, and a
+    pain rating entered on its bed view is answered by the device's own command handler."""
+    from tests.device.test_demo import demo_process
+
+    demo = demo_process("--broker", f"{mosquitto.host}:{mosquitto.port}", "--seconds", "40")
+    try:
+        log_in(page, station)
+        tile = page.locator("#bed-painmon-demo")
+        expect(tile.locator(".avail")).to_have_text("online", timeout=20_000)
+        expect(tile.locator(".level")).to_have_text(
+            re.compile("^(none|mild|moderate|severe)$"), timeout=20_000)
+        tile.get_by_role("link", name="painmon-demo").click()
+        page.fill("#nrs", "6")
+        page.get_by_role("button", name="Send to the bed").click()
+        expect(page.locator("#bed-command")).to_contain_text(
+            "self_report by nurse-ann: done by the bed", timeout=TIMEOUT_MS)
+        expect(page.locator("#bed-reports")).to_contain_text("NRS 6 (nurse)", timeout=TIMEOUT_MS)
+    finally:
+        demo.terminate()
+        demo.wait(10)
