@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
@@ -30,7 +30,7 @@ from paho.mqtt.properties import Properties
 from device.config import MqttConfig
 from device.mqtt import read_password
 from device.station import api
-from device.station.store import Received, Store
+from device.station.store import Received, Store, parse_t
 from device.station.config import RetentionConfig
 from device.station.upkeep import apply_retention, roll_up
 
@@ -47,6 +47,17 @@ class IngestStats:
     #: Since when the broker is unreachable (None while connected).
     disconnected_since: float | None = field(default_factory=time.time)
     last_reject: str | None = None
+    #: Seconds from each stream message's device time to its row committed (the newest 20 000;
+    #: late replayed ones left out): the device's clock and the station's must agree (NTP).
+    lag_s: deque = field(default_factory=lambda: deque(maxlen=20_000))
+
+    def lag_ms(self) -> dict:
+        lags = sorted(self.lag_s)
+        if not lags:
+            return {"n": 0, "p50": None, "p99": None}
+        def at(q: float) -> float:
+            return round(1000 * lags[min(len(lags) - 1, int(q * len(lags)))], 1)
+        return {"n": len(lags), "p50": at(0.5), "p99": at(0.99)}
 
 
 def check(prefix: str, topic: str, payload: bytes, received_unix_s: float) -> Received | str:
@@ -79,7 +90,7 @@ class Ingest:
 
     def __init__(self, store: Store, config: MqttConfig, *, group: str | None = "station",
                  client_id: str | None = None, retention: RetentionConfig | None = None,
-                 batch_max: int = 500, batch_wait_s: float = 0.05,
+                 batch_max: int = 500, batch_wait_s: float = 0.0,
                  rollup_every_s: float = 5.0, retention_every_s: float = 3600.0) -> None:
         self.store, self.config, self.group = store, config, group
         self.prefix = config.topic_prefix
@@ -181,6 +192,8 @@ class Ingest:
             batch = [self._queue.get(timeout=0.2)]
         except queue.Empty:
             return []
+        # What is queued goes in one transaction: under load the batches grow by themselves
+        # while the previous commit runs; batch_wait_s > 0 trades lag for fewer commits.
         deadline = time.monotonic() + self.batch_wait_s
         while len(batch) < self.batch_max:
             remaining = deadline - time.monotonic()
@@ -238,6 +251,10 @@ class Ingest:
                 keys.add(key)
             good.append(checked)
         touched = self.store.write(good)
+        committed = time.time()
+        for msg in good:
+            if msg.subtopic in ("pain", "vitals") and not msg.body.get("late"):
+                self.stats.lag_s.append(committed - parse_t(msg.body["t"], committed))
         # Remembered only once stored: a batch that failed is tried again in full.
         for key in keys:
             self._seen[key] = None

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -39,8 +40,6 @@ def parse_t(text: str | None, default: float) -> float:
     """``t`` (ISO 8601 UTC, as the schemas require) as epoch seconds."""
     if not text:
         return default
-    from datetime import datetime
-
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 

@@ -79,7 +79,8 @@ def broker_state(ingest) -> dict:
         return {"connected": None}
     s = ingest.stats
     return {"connected": s.connected, "disconnected_since": s.disconnected_since,
-            "rejected": s.rejected, "duplicates": s.duplicates, "stored": s.stored}
+            "rejected": s.rejected, "duplicates": s.duplicates, "stored": s.stored,
+            "received": s.received, "lag_ms": s.lag_ms()}
 
 
 def create_app(store: Store, settings: StationSection, ingest, secret_key: str) -> Starlette:

@@ -174,7 +174,7 @@ class SimulatedBed:
     # -- alarms and commands ---------------------------------------------------------------------
     def raise_pain_alarm(self, score: float = 8.0):
         return self.book.raise_alarm(*PAIN_ALARM, category="physiological", priority="medium",
-                                     message=f"pain score {score:.1f} at or above 6 for 30 s",
+                                     message=f"pain score {score:.1f} held high",
                                      escalate_after_s=120)
 
     def clear_pain_alarm(self):
