@@ -13,6 +13,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,9 +55,12 @@ class PostgresServer:
     def start(self) -> None:
         if os.geteuid() == 0:
             shutil.chown(self.workdir, "postgres")
-            for parent in self.workdir.parents:  # pytest's temp dirs are private to root
-                if str(parent).startswith("/tmp/pytest-of-"):
-                    os.chmod(parent, 0o755)
+            # Temporary directories are private to root (pytest's, mkdtemp's): the postgres
+            # user must be able to pass through them to its own.
+            tmp = Path(tempfile.gettempdir())
+            for parent in self.workdir.parents:
+                if parent != tmp and tmp in parent.parents:
+                    os.chmod(parent, parent.stat().st_mode | 0o711)
         self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "station",
                   "--no-sync", "-E", "UTF8")
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.workdir / "pg.log"),

@@ -19,48 +19,36 @@ from device.station.store import Store
 
 
 def roll_up(store: Store, touched: dict[str, set[tuple[str, int]]]) -> int:
-    """Recompute the minute roll-ups of the (device, minute) pairs touched; rows written."""
-    written = 0
-    for stream, raw, minutes, fields in (
-            ("pain", T.pain, T.pain_minutes, ("score", "confidence")),
-            ("vitals", T.vitals, T.vitals_minutes, ("hr_bpm", "eda_us"))):
+    """Recompute the minute roll-ups of the (device, minute) pairs touched, in SQL (one
+    INSERT ... SELECT ... GROUP BY per minute and stream); the number of roll-ups written."""
+    done = 0
+    for stream, raw, minutes in (("pain", T.pain, T.pain_minutes),
+                                 ("vitals", T.vitals, T.vitals_minutes)):
         by_minute: dict[int, set[str]] = defaultdict(set)
         for device_id, minute in touched.get(stream, ()):
             by_minute[minute].add(device_id)
+        r = raw.c
+        if stream == "pain":
+            aggregates = [sa.func.avg(r.score), sa.func.max(r.score), sa.func.avg(r.confidence)]
+            names = ["score_mean", "score_max", "confidence_mean"]
+        else:
+            aggregates = [sa.func.avg(r.hr_bpm), sa.func.avg(r.eda_us)]
+            names = ["hr_bpm_mean", "eda_us_mean"]
         for minute, device_ids in sorted(by_minute.items()):
+            select = (sa.select(r.device_id, sa.literal(minute, sa.BigInteger),
+                                sa.func.count(), *aggregates)
+                      .where(r.device_id.in_(sorted(device_ids)), r.t_unix_s >= minute,
+                             r.t_unix_s < minute + 60)
+                      .group_by(r.device_id))
+            stmt = store._insert(minutes).from_select(
+                ["device_id", "minute_unix_s", "n", *names], select)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["device_id", "minute_unix_s"],
+                set_={c: stmt.excluded[c] for c in ["n", *names]})
             with store.engine.begin() as conn:
-                rows = conn.execute(
-                    sa.select(raw.c.device_id, *(raw.c[f] for f in fields))
-                    .where(raw.c.device_id.in_(sorted(device_ids)),
-                           raw.c.t_unix_s >= minute, raw.c.t_unix_s < minute + 60)).all()
-                values = [_aggregate(stream, device_id, minute, [r for r in rows
-                                                                 if r.device_id == device_id])
-                          for device_id in sorted({r.device_id for r in rows})]
-                if values:
-                    stmt = store._insert(minutes)
-                    update = {c: stmt.excluded[c] for c in values[0] if c not in
-                              ("device_id", "minute_unix_s")}
-                    conn.execute(stmt.on_conflict_do_update(
-                        index_elements=["device_id", "minute_unix_s"], set_=update), values)
-                    written += len(values)
-    return written
-
-
-def _mean(values: list) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-def _aggregate(stream: str, device_id: str, minute: int, rows: list) -> dict:
-    out = {"device_id": device_id, "minute_unix_s": minute, "n": len(rows)}
-    if stream == "pain":
-        scores = [r.score for r in rows if r.score is not None]
-        out.update(score_mean=_mean(scores), score_max=max(scores) if scores else None,
-                   confidence_mean=_mean([r.confidence for r in rows]))
-    else:
-        out.update(hr_bpm_mean=_mean([r.hr_bpm for r in rows]),
-                   eda_us_mean=_mean([r.eda_us for r in rows]))
-    return out
+                conn.execute(stmt)
+            done += len(device_ids)
+    return done
 
 
 def apply_retention(store: Store, retention: RetentionConfig, now_unix_s: float | None = None) -> dict:
