@@ -22,8 +22,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from device.config import ConfigError, ConfigProblem, MqttConfig, _default_state_dir
+from device.config import ConfigError, ConfigProblem, MqttConfig
 from device.config_base import STRICT
+
+
+def default_state_dir() -> Path:
+    # As the device: systemd's StateDirectory= (first entry), else ~/.local/state/painmon.
+    given = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(given) if given else Path.home() / ".local" / "state" / "painmon"
 
 
 class RetentionConfig(BaseModel):
@@ -43,7 +49,7 @@ class StationSection(BaseModel):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
         "(default: station.db in the state directory).")
-    state_dir: Path = Field(default_factory=_default_state_dir, strict=False,
+    state_dir: Path = Field(default_factory=default_state_dir, strict=False,
                             description="Where the SQLite file and the cookie secret live.")
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT of the screen (HTTP; put a "
                         "reverse proxy with TLS in front).")

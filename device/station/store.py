@@ -129,45 +129,42 @@ class Store:
                      [{"device_id": d, "state": "unknown", "rejected": 0} for d in sorted(device_ids)])
 
     def _update_latest(self, conn, batch: list[Received]) -> None:
-        """The devices table holds each bed's newest state by the device's own time."""
+        """The devices table holds each bed's newest state by the device's own time. Rows are
+        updated in device order: two station processes writing at once lock them in the same
+        order, so they wait for each other instead of deadlocking (PostgreSQL)."""
         d = T.devices.c
         seen: dict[str, float] = {}
+        status: dict[str, Received] = {}  # the last in arrival order: the broker's order
         newest: dict[tuple[str, str], Received] = {}
         for msg in batch:
             seen[msg.device_id] = max(seen.get(msg.device_id, 0.0), msg.received_unix_s)
             if msg.subtopic == "status":
-                body = msg.body
-                conn.execute(T.devices.update().where(d.device_id == msg.device_id).values(
-                    state=body["state"], state_unix_s=msg.received_unix_s,
-                    boot_id=body["boot_id"], sw_version=body.get("sw_version")))
+                status[msg.device_id] = msg
                 continue
             key = (msg.device_id, msg.subtopic)
-            t = _t(msg)
-            if key not in newest or t >= _t(newest[key]):
+            if key not in newest or _t(msg) >= _t(newest[key]):
                 newest[key] = msg
-        for (device_id, subtopic), msg in newest.items():
-            t, body = _t(msg), msg.body
-            if subtopic == "pain":
-                col, values = d.pain_t_unix_s, dict(
-                    score=body["score"], level=body["level"], confidence=body["confidence"],
-                    pain_flags=body["flags"], contributions=body["contributions"])
-            elif subtopic == "vitals":
-                col, values = d.vitals_t_unix_s, dict(hr_bpm=_hr(body), eda_us=body["eda_us"])
-            elif subtopic == "alarms":
-                col, values = d.alarms_t_unix_s, dict(active_alarms=body["active"],
-                                                      loudest=body["loudest"])
-            elif subtopic == "health":
-                col, values = d.health_t_unix_s, dict(health=body)
-            else:
-                continue
-            conn.execute(T.devices.update()
-                         .where(d.device_id == device_id, sa.or_(col.is_(None), col <= t))
-                         .values({col.key: t, **values}))
-        for device_id, at in seen.items():
+        by_device: dict[str, list[Received]] = {}
+        for (device_id, _), msg in newest.items():
+            by_device.setdefault(device_id, []).append(msg)
+        for device_id in sorted(seen):
+            if device_id in status:
+                body, at = status[device_id].body, status[device_id].received_unix_s
+                conn.execute(T.devices.update().where(d.device_id == device_id).values(
+                    state=body["state"], state_unix_s=at, boot_id=body["boot_id"],
+                    sw_version=body.get("sw_version")))
+            for msg in sorted(by_device.get(device_id, []), key=lambda m: m.subtopic):
+                update = _latest_values(msg)
+                if update is not None:
+                    col, values = update
+                    t = _t(msg)
+                    conn.execute(T.devices.update()
+                                 .where(d.device_id == device_id, sa.or_(col.is_(None), col <= t))
+                                 .values({col.key: t, **values}))
             conn.execute(T.devices.update().where(
                 d.device_id == device_id,
-                sa.or_(d.last_seen_unix_s.is_(None), d.last_seen_unix_s < at))
-                .values(last_seen_unix_s=at))
+                sa.or_(d.last_seen_unix_s.is_(None), d.last_seen_unix_s < seen[device_id]))
+                .values(last_seen_unix_s=seen[device_id]))
 
     def write_rejected(self, items: Iterable[tuple[float, str, str | None, str, bytes]]) -> None:
         """(received, topic, device_id or None, reason, payload) of refused messages."""
@@ -213,6 +210,22 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(T.commands_sent).where(
                 T.commands_sent.c.request_id == request_id)).first()
+
+
+def _latest_values(msg: Received):
+    """(time column, values) of the devices row that ``msg`` updates, or None."""
+    d, body = T.devices.c, msg.body
+    if msg.subtopic == "pain":
+        return d.pain_t_unix_s, dict(score=body["score"], level=body["level"],
+                                     confidence=body["confidence"], pain_flags=body["flags"],
+                                     contributions=body["contributions"])
+    if msg.subtopic == "vitals":
+        return d.vitals_t_unix_s, dict(hr_bpm=_hr(body), eda_us=body["eda_us"])
+    if msg.subtopic == "alarms":
+        return d.alarms_t_unix_s, dict(active_alarms=body["active"], loudest=body["loudest"])
+    if msg.subtopic == "health":
+        return d.health_t_unix_s, dict(health=body)
+    return None
 
 
 def _t(msg: Received) -> float:

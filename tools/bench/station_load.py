@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -317,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stations", type=int, default=1)
     args = parser.parse_args(argv)
     logging.getLogger("device.alarms").setLevel(logging.ERROR)  # a bed's alarm is no news here
+    # SIGTERM ends the run through its cleanup (stations, broker, PostgreSQL), as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    load_before = os.getloadavg()[0]
     results = run(args.beds, args.seconds, args.db, args.stations, args.warmup)
     s, p = results["painmon_station"], results["paho_subscriber"]
     print(f"{s['beds']} beds, {s['messages_per_s']} msg/s published, {s['stored_per_s']} rows/s "
@@ -329,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {p['lag_ms_p99']} ms")
     print(json.dumps({"bench": "station_load", "data": None, "results": results,
                       "machine": {"cpu": platform.processor() or platform.machine(),
-                                  "cores": os.cpu_count(), "python": platform.python_version()}}))
+                                  "cores": os.cpu_count(), "python": platform.python_version(),
+                                  # the machine is shared: how busy it was around the run
+                                  "loadavg_1min": [round(load_before, 1),
+                                                   round(os.getloadavg()[0], 1)]}}))
     return 0
 
 

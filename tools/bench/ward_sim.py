@@ -40,7 +40,8 @@ def level_of(score: float | None) -> str | None:
 
 class SimulatedBed:
     def __init__(self, host: str, port: int, device_id: str, *, prefix: str = "painmon",
-                 keepalive_s: int = 5, boot_id: str | None = None, seed: int = 0) -> None:
+                 keepalive_s: int = 5, boot_id: str | None = None, seed: int = 0,
+                 username: str | None = None, password: str | None = None) -> None:
         self.device_id, self.prefix = device_id, prefix
         self.boot_id = boot_id or f"{device_id[-8:]}-{int(time.time() * 1000) % 10**9}"
         self.host, self.port, self.keepalive_s = host, port, keepalive_s
@@ -58,6 +59,8 @@ class SimulatedBed:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"painmon-{device_id}", protocol=mqtt.MQTTv5)
         self.client.reconnect_delay_set(0.1, 1.0)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.will_set(self.topic("status"), self._status("offline"), qos=1, retain=True)
