@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.bench.station_load import USER, free_port, start_mosquitto, wait, _healthy
+from tools.bench.station_load import USER, _healthy, free_port, start_mosquitto, wait
 from tools.bench.ward_sim import SimulatedBed
 
 REPO = Path(__file__).resolve().parents[1]

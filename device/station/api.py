@@ -36,7 +36,9 @@ SUBTOPICS = {s.name: s for s in (
     Subtopic("cmd/result", "painmon.command_result/1", retained=False),
     Subtopic("status", "painmon.status/1", retained=True),
     Subtopic("alarms", "painmon.alarms/1", retained=True),
-    Subtopic("health", "painmon.health/1", retained=True),
+    # ``health`` is left out: its technical alarms reach the screen as alarms (the retained
+    # ``alarms`` list and the events), and reading its once-a-second retained copy in every
+    # process would double the writes for nothing the screen shows.
 )}
 
 

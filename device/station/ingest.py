@@ -26,15 +26,17 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from sqlalchemy import exc as sa_exc
 
 from device.config import MqttConfig
 from device.mqtt import read_password
 from device.station import api
-from device.station.store import Received, Store, parse_t
 from device.station.config import RetentionConfig
+from device.station.store import Received, Store, parse_t
 from device.station.upkeep import apply_retention, roll_up
 
 log = logging.getLogger(__name__)
+MAX_SEQ = 2**63 - 1
 
 
 @dataclass
@@ -47,6 +49,7 @@ class IngestStats:
     #: Since when the broker is unreachable (None while connected).
     disconnected_since: float | None = field(default_factory=time.time)
     last_reject: str | None = None
+    store_retries: int = 0
     #: Seconds from each stream message's device time to its row committed (the newest 20 000;
     #: late replayed ones left out): the device's clock and the station's must agree (NTP).
     lag_s: deque = field(default_factory=lambda: deque(maxlen=20_000))
@@ -78,6 +81,15 @@ def check(prefix: str, topic: str, payload: bytes, received_unix_s: float) -> Re
         first = errors[0]
         at = ".".join(str(p) for p in first.path) or "payload"
         return f"{schema}: {at}: {first.message[:200]}"
+    # The schemas' date-time format is checked only with an optional jsonschema extra; the
+    # station reads t itself, so it checks it here. seq must fit the databases' 64 bits.
+    if "t" in body:
+        try:
+            parse_t(body["t"], 0.0)
+        except (TypeError, ValueError):
+            return f"{schema}: t: {str(body['t'])[:40]!r} is not an ISO 8601 date-time"
+    if body.get("seq", 0) > MAX_SEQ:
+        return f"{schema}: seq: {body['seq']} is beyond {MAX_SEQ}"
     if body["device_id"] != device_id:
         # Only the broker's ACL can stop a device writing under another's topic; a payload
         # naming another device is forged or misrouted either way.
@@ -209,16 +221,9 @@ class Ingest:
         next_retention = time.monotonic()
         while not (self._stop.is_set() and self._queue.empty()):
             batch = self._next_batch()
-            try:
-                self._store_batch(batch)
-            except Exception:  # noqa: BLE001 - a database hiccup must not end ingest
-                log.exception("station: storing %d messages failed; retrying", len(batch))
-                time.sleep(1.0)
-                for item in batch:  # back in the queue, in order, nothing lost
-                    self._queue.put(item)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+            self._store_until_stored(batch)
+            for _ in batch:
+                self._queue.task_done()
             now = time.monotonic()
             try:
                 if now >= next_rollup:
@@ -230,8 +235,56 @@ class Ingest:
                     if any(deleted.values()):
                         log.info("station: retention deleted %s", deleted)
                     next_retention = now + self.retention_every_s
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("station: upkeep failed")
+
+    def _store_until_stored(self, batch: list) -> None:
+        """Store a batch, retrying in place while the database is away (nothing lost, nothing
+        reordered). A batch the database refuses for its content is stored one message at a
+        time, and a message it cannot take is refused like an invalid one, never retried
+        forever in front of the others."""
+        delay_s = 0.2
+        while True:
+            try:
+                self._store_batch(batch)
+                return
+            except (sa_exc.OperationalError, sa_exc.InterfaceError):
+                # The database away, a deadlock, a lock timeout: the same batch again.
+                self.stats.store_retries += 1
+                log.exception("station: storing %d messages failed; retrying in %.1f s",
+                              len(batch), delay_s)
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
+            except Exception as exc:  # noqa: BLE001 - whatever else, never block the others
+                if len(batch) == 1:
+                    topic, payload, at = batch[0]
+                    where = api.split_topic(self.prefix, topic)
+                    self.stats.rejected += 1
+                    self._refuse_unstorable(at, topic, where, exc, payload)
+                    return
+                log.warning("station: the database refused a batch (%s); storing it one by one",
+                            str(exc).splitlines()[0][:200])
+                for item in batch:
+                    self._store_until_stored([item])
+                return
+
+    def _refuse_unstorable(self, at, topic, where, exc, payload) -> None:
+        reason = f"not storable: {str(exc).splitlines()[0][:300]}"
+        log.warning("station: refused a message on %s: %s", topic[:120], reason)
+        self.stats.last_reject = f"{topic[:120]}: {reason}"
+        self._store_until_stored_rejected([(at, topic, where[0] if where else None, reason,
+                                            payload)])
+
+    def _store_until_stored_rejected(self, items: list) -> None:
+        delay_s = 0.2
+        while True:
+            try:
+                self.store.write_rejected(items)
+                return
+            except Exception:
+                log.exception("station: storing a refused message failed; retrying")
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
 
     def _store_batch(self, batch: list) -> None:
         if not batch:

@@ -40,7 +40,7 @@ def parse_t(text: str | None, default: float) -> float:
     """``t`` (ISO 8601 UTC, as the schemas require) as epoch seconds."""
     if not text:
         return default
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return datetime.fromisoformat(text).timestamp()  # Python 3.11 reads the "Z"
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -148,23 +148,30 @@ class Store:
         for (device_id, _), msg in newest.items():
             by_device.setdefault(device_id, []).append(msg)
         for device_id in sorted(seen):
+            # One UPDATE per bed and batch; each group of columns changes only when the
+            # message is newer (by the device's t) than what the row holds.
+            values: dict = {}
             if device_id in status:
-                body, at = status[device_id].body, status[device_id].received_unix_s
-                conn.execute(T.devices.update().where(d.device_id == device_id).values(
-                    state=body["state"], state_unix_s=at, boot_id=body["boot_id"],
-                    sw_version=body.get("sw_version")))
-            for msg in sorted(by_device.get(device_id, []), key=lambda m: m.subtopic):
+                body = status[device_id].body
+                values.update(state=body["state"], state_unix_s=status[device_id].received_unix_s,
+                              boot_id=body["boot_id"], sw_version=body.get("sw_version"))
+            for msg in by_device.get(device_id, []):
                 update = _latest_values(msg)
-                if update is not None:
-                    col, values = update
-                    t = _t(msg)
-                    conn.execute(T.devices.update()
-                                 .where(d.device_id == device_id, sa.or_(col.is_(None), col <= t))
-                                 .values({col.key: t, **values}))
-            conn.execute(T.devices.update().where(
-                d.device_id == device_id,
-                sa.or_(d.last_seen_unix_s.is_(None), d.last_seen_unix_s < seen[device_id]))
-                .values(last_seen_unix_s=seen[device_id]))
+                if update is None:
+                    continue
+                col, fields = update
+                t = _t(msg)
+                newer = sa.or_(col.is_(None), col <= t)
+                values[col.key] = sa.case((newer, t), else_=col)
+                for key, value in fields.items():
+                    column = T.devices.c[key]
+                    values[key] = sa.case((newer, sa.bindparam(None, value, type_=column.type)),
+                                          else_=column)
+            at = seen[device_id]
+            values["last_seen_unix_s"] = sa.case(
+                (sa.or_(d.last_seen_unix_s.is_(None), d.last_seen_unix_s < at), at),
+                else_=d.last_seen_unix_s)
+            conn.execute(T.devices.update().where(d.device_id == device_id).values(values))
 
     def write_rejected(self, items: Iterable[tuple[float, str, str | None, str, bytes]]) -> None:
         """(received, topic, device_id or None, reason, payload) of refused messages."""
@@ -174,7 +181,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(T.rejected.insert(), [
                 {"received_unix_s": at, "topic": topic[:256], "device_id": device_id,
-                 "reason": reason[:1000], "payload_head": payload[:200].decode("utf-8", "replace")}
+                 "reason": reason[:1000], "payload_head": payload[:65536].decode("utf-8", "replace")}
                 for at, topic, device_id, reason, payload in items])
             counts: dict[str, int] = defaultdict(int)
             for _, _, device_id, _, _ in items:
@@ -216,15 +223,15 @@ def _latest_values(msg: Received):
     """(time column, values) of the devices row that ``msg`` updates, or None."""
     d, body = T.devices.c, msg.body
     if msg.subtopic == "pain":
-        return d.pain_t_unix_s, dict(score=body["score"], level=body["level"],
-                                     confidence=body["confidence"], pain_flags=body["flags"],
-                                     contributions=body["contributions"])
+        return d.pain_t_unix_s, {"score": body["score"], "level": body["level"],
+                                     "confidence": body["confidence"], "pain_flags": body["flags"],
+                                     "contributions": body["contributions"]}
     if msg.subtopic == "vitals":
-        return d.vitals_t_unix_s, dict(hr_bpm=_hr(body), eda_us=body["eda_us"])
+        return d.vitals_t_unix_s, {"hr_bpm": _hr(body), "eda_us": body["eda_us"]}
     if msg.subtopic == "alarms":
-        return d.alarms_t_unix_s, dict(active_alarms=body["active"], loudest=body["loudest"])
+        return d.alarms_t_unix_s, {"active_alarms": body["active"], "loudest": body["loudest"]}
     if msg.subtopic == "health":
-        return d.health_t_unix_s, dict(health=body)
+        return d.health_t_unix_s, {"health": body}
     return None
 
 

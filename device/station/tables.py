@@ -34,7 +34,7 @@ devices = sa.Table(
     sa.Column("state", sa.String(16), nullable=False, default="unknown"),  # online/offline
     sa.Column("state_unix_s", sa.Double),
     sa.Column("boot_id", sa.String(64)),
-    sa.Column("sw_version", sa.String(64)),
+    sa.Column("sw_version", sa.Text),
     sa.Column("last_seen_unix_s", sa.Double),
     # The newest pain estimate by device time (a late replayed one never replaces it).
     sa.Column("pain_t_unix_s", sa.Double),
@@ -75,8 +75,8 @@ alarm_events = sa.Table(
     "alarm_events", metadata, *_envelope(),
     sa.Column("event", sa.String(16), nullable=False),
     sa.Column("alarm_id", sa.String(64), nullable=False),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # the schema bounds neither
+    sa.Column("source", sa.Text, nullable=False),
     sa.Column("category", sa.String(16), nullable=False),
     sa.Column("priority", sa.String(16), nullable=False),
     sa.Column("message", sa.Text, nullable=False),

@@ -60,7 +60,6 @@ def ward(store: Store, stale_after_s: float, now: float | None = None) -> dict:
             "pain_t_unix_s": d.pain_t_unix_s, "flags": d.pain_flags or [],
             "hr_bpm": d.hr_bpm, "eda_us": d.eda_us,
             "alarms": alarms, "loudest": d.loudest,
-            "technical": [f"{a['kind']}/{a['source']}" for a in (d.health or {}).get("alarms", [])],
             "rejected": d.rejected,
             "trend": trends.get(d.device_id, []),
             "command": _command(latest_command.get(d.device_id)),

@@ -33,8 +33,8 @@ from device.station.store import Store
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 SECURITY_HEADERS = [
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
-     b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"content-security-policy", (b"default-src 'self'; img-src 'self' data:; "
+                                  b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'")),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
@@ -80,7 +80,7 @@ def broker_state(ingest) -> dict:
     s = ingest.stats
     return {"connected": s.connected, "disconnected_since": s.disconnected_since,
             "rejected": s.rejected, "duplicates": s.duplicates, "stored": s.stored,
-            "received": s.received, "lag_ms": s.lag_ms()}
+            "received": s.received, "store_retries": s.store_retries, "lag_ms": s.lag_ms()}
 
 
 def create_app(store: Store, settings: StationSection, ingest, secret_key: str) -> Starlette:
@@ -116,7 +116,11 @@ def create_app(store: Store, settings: StationSection, ingest, secret_key: str) 
     async def login(request: Request) -> Response:
         form = await request.form()
         if not csrf_ok(request, form.get("csrf_token")):
-            return Response("CSRF token missing or wrong: reload the page", status_code=403)
+            hint = ("; this station sends its session cookie over HTTPS only: open it through "
+                    "the TLS proxy, or run it with --insecure-cookies for a browser on this "
+                    "machine" if settings.secure_cookies and request.url.scheme == "http" else "")
+            return Response(f"CSRF token missing or wrong: reload the page{hint}",
+                            status_code=403)
         name, password = str(form.get("username", "")), str(form.get("password", ""))
         role = await run_in_threadpool(people.authenticate, store, name, password)
         if role is None:

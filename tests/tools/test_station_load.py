@@ -13,7 +13,7 @@ from tests.conftest import REPO
 def test_station_load_runs_and_loses_nothing():
     done = subprocess.run(
         [sys.executable, "-m", "tools.bench.station_load", "--beds", "3", "--seconds", "2",
-         "--warmup", "1"], cwd=REPO, capture_output=True, text=True, timeout=180,
+         "--warmup", "1"], cwd=REPO, capture_output=True, text=True, timeout=180, check=False,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-3000:]
     last = json.loads(done.stdout.strip().splitlines()[-1])

@@ -194,7 +194,7 @@ def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float) 
                                text=True, check=True, env=env, cwd=REPO, capture_output=True)
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "device.cli", "station", "--config", str(config)],
-                env=env, cwd=REPO, stdout=open(tmp / f"station{i}.log", "w"),
+                env=env, cwd=REPO, stdout=open(tmp / f"station{i}.log", "w"),  # noqa: SIM115
                 stderr=subprocess.STDOUT))
             urls.append(f"http://127.0.0.1:{web_port}")
         for url in urls:

@@ -15,7 +15,7 @@ import json
 import math
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -28,7 +28,7 @@ from sensors.clock import MonotonicClock
 
 
 def iso(unix_s: float) -> str:
-    return (datetime.fromtimestamp(unix_s, timezone.utc).isoformat(timespec="milliseconds")
+    return (datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"))
 
 

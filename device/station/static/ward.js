@@ -26,9 +26,6 @@ function tile(b, now) {
     }
     node.append(row);
   }
-  for (const t of b.technical.filter(t => !b.alarms.some(a => `${a.kind}/${a.source}` === t))) {
-    node.append(el("div", { class: "alarm technical" }, el("strong", {}, "Technical"), el("span", {}, t)));
-  }
   if (b.rejected) node.append(el("div", { class: "muted" }, `${b.rejected} refused message(s) on this bed's topics`));
   const [text, cls] = commandText(b.command);
   node.append(el("p", { class: `command ${cls}`, role: "status" }, text));

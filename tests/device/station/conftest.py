@@ -64,14 +64,14 @@ def wait_for(condition, timeout_s: float = 10.0, what: str = "condition"):
 
 
 # -- a station process and a real browser ------------------------------------------------------
-import json as _json  # noqa: E402
-import os  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import urllib.request  # noqa: E402
+import json as _json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
 
-from tests.conftest import REPO  # noqa: E402
+from tests.conftest import REPO
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -106,14 +106,14 @@ class StationProcess:
 
     def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "device.cli", "station", *args,
-                               "--config", str(self.config)], input=stdin, text=True,
+                               "--config", str(self.config)], input=stdin, text=True, check=False,
                               capture_output=True, cwd=REPO, timeout=60,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "device.cli", "station", "--config", str(self.config)],
-            cwd=REPO, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,
+            cwd=REPO, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             env={**os.environ, "PYTHONPATH": str(REPO)})
         wait_for(lambda: self.health().get("broker", {}).get("connected"), 30,
                  f"the station on {self.url} (log: {self.log})")

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from device.station import tables as T
 from tests.device.station.conftest import wait_for
-from tools.bench.ward_sim import SimulatedBed, iso
+from tools.bench.ward_sim import SimulatedBed
 
 
 def rows(store, table, **where):
@@ -100,13 +100,19 @@ def test_malformed_and_forged_payloads_are_counted_never_stored(ingest, store, m
                   "level": "severe", "confidence": 0.9, "contributions": {}, "flags": []}
         raw_publish(mosquitto, bed.topic("pain"), json.dumps(forged).encode())
         raw_publish(mosquitto, "painmon/ghost-bed/pain", b"[]")
-        wait_for(lambda: len(rows(store, T.rejected)) == 4, what="4 rejected")
+        bad_time = {**bad_score, "score": 1.0, "t": "yesterday"}
+        raw_publish(mosquitto, bed.topic("pain"), json.dumps(bad_time).encode())
+        huge_seq = {**bad_score, "score": 1.0, "seq": 2**70}
+        raw_publish(mosquitto, bed.topic("pain"), json.dumps(huge_seq).encode())
+        wait_for(lambda: len(rows(store, T.rejected)) == 6, what="6 rejected")
         reasons = sorted(r.reason for r in rows(store, T.rejected))
         assert any("not JSON" in r for r in reasons)
         assert any("score" in r and "42" in r for r in reasons)
         assert any("does not match the topic" in r for r in reasons)
-        assert ingest.stats.rejected == 4
-        assert device(store, "bed-3").rejected == 3
+        assert any("not an ISO 8601 date-time" in r for r in reasons)
+        assert any("seq" in r and "beyond" in r for r in reasons)
+        assert ingest.stats.rejected == 6
+        assert device(store, "bed-3").rejected == 5
         assert device(store, "ghost-bed") is None  # a forged topic adds no bed
         assert device(store, "bed-3").score == 1.0
         bed.hop(score=2.0)  # ingest goes on
@@ -146,5 +152,27 @@ def test_alarm_acknowledged_from_the_station_reaches_the_device(ingest, store, m
         events = [r.event for r in rows(store, T.alarm_events, device_id="bed-5")]
         assert events[:1] == ["raised"] and "acknowledged" in events
         assert rows(store, T.audit, username="nurse-ann")[0].detail["alarm_id"] == alarm.id
+    finally:
+        bed.stop()
+
+
+def test_a_message_the_database_cannot_take_does_not_block_the_others(ingest, store, mosquitto):
+    """PostgreSQL refuses NUL in text, SQLite stores it: either way the bed's next messages
+    are stored, and on PostgreSQL the message is refused and kept, not retried for ever."""
+    bed = SimulatedBed(mosquitto.host, mosquitto.port, "bed-6").start()
+    try:
+        alarm = {**bed.envelope("painmon.alarm/1"), "event": "raised", "alarm_id": "x1",
+                 "kind": "finger_off", "source": "ppg", "category": "technical",
+                 "priority": "low", "message": "nul \u0000 inside", "state": "raised",
+                 "raised_t": "2026-01-01T00:00:00Z"}
+        raw_publish(mosquitto, bed.topic("alarm"), json.dumps(alarm).encode())
+        bed.hop(score=3.0)
+        wait_for(lambda: device(store, "bed-6") and device(store, "bed-6").score == 3.0,
+                 what="the next estimate")
+        if store.dialect == "postgresql":
+            wait_for(lambda: any("not storable" in r.reason for r in rows(store, T.rejected)),
+                     what="the NUL refused")
+        else:
+            assert wait_for(lambda: rows(store, T.alarm_events, device_id="bed-6"))
     finally:
         bed.stop()

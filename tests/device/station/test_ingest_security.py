@@ -8,17 +8,17 @@ from device.config import MqttConfig
 from device.station.ingest import Ingest
 from tests.device.station.conftest import wait_for
 from tests.device.station.test_ingest import device
-from tests.device.test_mqtt_security import (DEVICE, PASSWORD, STATION_PASSWORD, pki,  # noqa: F401
-                                             secured)
+from tests.device.test_mqtt_security import DEVICE, PASSWORD, STATION_PASSWORD, pki, secured  # noqa: F401
 from tools.bench.ward_sim import SimulatedBed
 
 
-def tls_config(pki, port: int, password_file) -> MqttConfig:
+def tls_config(pki_dir, port: int, password_file) -> MqttConfig:
     return MqttConfig.model_validate({
         "host": "127.0.0.1", "port": port, "keepalive_s": 2, "reconnect_min_s": 0.1,
         "reconnect_max_s": 0.5, "username": "station", "password_file": str(password_file),
-        "tls": {"enabled": True, "ca_file": str(pki / "ca.crt"),
-                "cert_file": str(pki / "client.crt"), "key_file": str(pki / "client.key")}})
+        "tls": {"enabled": True, "ca_file": str(pki_dir / "ca.crt"),
+                "cert_file": str(pki_dir / "client.crt"),
+                "key_file": str(pki_dir / "client.key")}})
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 
 from device.station import tables as T
 from device.station.config import RetentionConfig
-from device.station.store import Received, Store
+from device.station.store import Received
 from device.station.upkeep import apply_retention, roll_up
 
 
