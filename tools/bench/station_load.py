@@ -253,6 +253,7 @@ def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float) 
             "stored_per_s": round(len(expected) / wall, 1),
             "lost": len(expected) - stored, "duplicates_dropped": sum(h["duplicates"] for h in health),
             "rejected": sum(h["rejected"] for h in health),
+            "store_retries": sum(h["store_retries"] for h in health),
             "ingest_lag_ms_p50": lags["p50"], "ingest_lag_ms_p99": lags["p99"],
             "screen_lag_ms_p50": percentile_ms(screen_lags, 0.5),
             "screen_lag_ms_p99": percentile_ms(screen_lags, 0.99),
