@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import signal
+import socket
 import sys
 import threading
 
@@ -30,7 +31,13 @@ def run_station(config: StationConfig, seconds: float | None = None) -> int:
     revision = store.migrate()
     log.info("station: database %s at revision %s", store.engine.url.render_as_string(
         hide_password=True), revision)
-    ingest = Ingest(store, config.mqtt, group=settings.group, retention=settings.retention)
+    # A stable client id: a station restarted after a crash resumes its broker session and
+    # gets what it had not acknowledged. Each process needs its own (mqtt.client_id, or a
+    # distinct listen port on one host).
+    client_id = config.mqtt.client_id or (
+        f"painmon-station-{socket.gethostname()}-{settings.group}-{port}")
+    ingest = Ingest(store, config.mqtt, group=settings.group, retention=settings.retention,
+                    client_id=client_id[:128])
     ingest.start()
     print(f"painmon station: broker {config.mqtt.host}:{config.mqtt.port} "
           f"(shared group {settings.group!r}), database {store.dialect}"

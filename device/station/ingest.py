@@ -118,8 +118,14 @@ class Ingest:
         self._writer = threading.Thread(target=self._write_loop, name="station-writer",
                                         daemon=True)
         self.client_id = client_id or f"painmon-station-{uuid.uuid4().hex[:8]}"
+        # Manual acknowledgement: a message's PUBACK leaves only once its row is committed (or
+        # it is refused and kept). A station that dies before that gets it again from the
+        # broker (its persistent session), so a crash loses nothing; the key drops the repeat.
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                  protocol=mqtt.MQTTv5, reconnect_on_failure=True)
+                                  protocol=mqtt.MQTTv5, reconnect_on_failure=True,
+                                  manual_ack=True)
+        self._connection = 0  # which connection a message came on: acks go back on that one
+        self._ack_lock = threading.Lock()
         self.client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -174,6 +180,8 @@ class Ingest:
             return
         # Subscribed again on every connect: a restarted broker may have lost the session.
         client.subscribe([(topic, 1) for topic in api.subscriptions(self.prefix, self.group)])
+        with self._ack_lock:
+            self._connection += 1
         self.stats.connected, self.stats.disconnected_since = True, None
         log.info("station: connected to %s:%s", self.config.host, self.config.port)
 
@@ -184,7 +192,8 @@ class Ingest:
         self.stats.disconnected_since = self.stats.disconnected_since or time.time()
 
     def _on_message(self, _client, _userdata, message) -> None:
-        self._queue.put((message.topic, bytes(message.payload), time.time()))
+        self._queue.put((message.topic, bytes(message.payload), time.time(),
+                         (self._connection, message.mid, message.qos)))
 
     # -- commands ------------------------------------------------------------------------------
     def send_command(self, device_id: str, command: str, payload: dict, username: str,
@@ -222,6 +231,7 @@ class Ingest:
         while not (self._stop.is_set() and self._queue.empty()):
             batch = self._next_batch()
             self._store_until_stored(batch)
+            self._acknowledge(batch)
             for _ in batch:
                 self._queue.task_done()
             now = time.monotonic()
@@ -237,6 +247,15 @@ class Ingest:
                     next_retention = now + self.retention_every_s
             except Exception:
                 log.exception("station: upkeep failed")
+
+    def _acknowledge(self, batch: list) -> None:
+        with self._ack_lock:
+            for *_, (connection, mid, qos) in batch:
+                # A message from an earlier connection is sent again by the broker (same
+                # session) or went with a broker that forgot the session; its packet id may now
+                # name another message, so it is not acknowledged here.
+                if qos > 0 and connection == self._connection and self.stats.connected:
+                    self.client.ack(mid, qos)
 
     def _store_until_stored(self, batch: list) -> None:
         """Store a batch, retrying in place while the database is away (nothing lost, nothing
@@ -257,7 +276,7 @@ class Ingest:
                 delay_s = min(delay_s * 2, 5.0)
             except Exception as exc:  # noqa: BLE001 - whatever else, never block the others
                 if len(batch) == 1:
-                    topic, payload, at = batch[0]
+                    topic, payload, at, _ = batch[0]
                     where = api.split_topic(self.prefix, topic)
                     self.stats.rejected += 1
                     self._refuse_unstorable(at, topic, where, exc, payload)
@@ -290,7 +309,7 @@ class Ingest:
         if not batch:
             return
         good, bad, keys = [], [], set()
-        for topic, payload, at in batch:
+        for topic, payload, at, _ in batch:
             checked = check(self.prefix, topic, payload, at)
             if isinstance(checked, str):
                 where = api.split_topic(self.prefix, topic)

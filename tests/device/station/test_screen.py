@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.device.station.conftest import VIEWER, log_in
+from tests.device.station.conftest import VIEWER, log_in, wait_for
 from tests.device.station.test_ingest import raw_publish
 from tools.bench.ward_sim import SimulatedBed
 
@@ -143,3 +144,36 @@ def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mo
     finally:
         demo.terminate()
         demo.wait(10)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_a_station_killed_mid_stream_loses_nothing(station, mosquitto):
+    """SIGKILL mid-stream: the restarted station resumes its broker session (the same client
+    id) and gets what was published while it was down, and whatever it had received but not
+    stored (acknowledged only once stored)."""
+    import sqlalchemy as sa
+
+    from device.station import tables as T
+    from device.station.store import Store
+
+    bed = SimulatedBed(mosquitto.host, mosquitto.port, "bed-k").start()
+    try:
+        for i in range(40):
+            bed.hop(score=1.0, face=False, health=False)
+            if i == 20:
+                station.process.kill()
+                station.process.wait(5)
+            time.sleep(0.05)
+        station.start()
+        published = {seq for sub, seq, _ in bed.published if sub == "pain"}
+        store = Store(station.db_url)
+        try:
+            def stored():
+                with store.engine.connect() as conn:
+                    return {r.seq for r in conn.execute(
+                        sa.select(T.pain.c.seq).where(T.pain.c.device_id == "bed-k"))}
+            wait_for(lambda: stored() >= published, 15, "every estimate stored")
+        finally:
+            store.close()
+    finally:
+        bed.stop()
