@@ -32,7 +32,11 @@ function lineChart(points, t0, t1, ymin, ymax, opts) {
   const x = t => ((t - t0) / Math.max(t1 - t0, 1)) * w;
   const y = v => h - ((v - ymin) / Math.max(ymax - ymin, 1e-9)) * h;
   let run = [];
-  const flush = () => { if (run.length) root.append(svg("polyline", { points: run.join(" ") })); run = []; };
+  const flush = () => {
+    if (run.length > 1) root.append(svg("polyline", { points: run.join(" ") }));
+    else if (run.length === 1) { const [cx, cy] = run[0].split(","); root.append(svg("circle", { cx, cy, r: 2, class: "point" })); }
+    run = [];
+  };
   let last = null;
   for (const [t, v] of points) {
     if (v === null || v === undefined || (last !== null && t - last > 180)) flush();
