@@ -22,8 +22,10 @@ pids=($!)
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 password="$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(12))')"
 echo "$password" | .venv/bin/painmon station adduser demo --role nurse --state-dir "$state" >/dev/null
-echo "painmon station demo: log in at http://127.0.0.1:8080/ as demo / $password"
+echo "painmon station demo: log in as demo / $password at the address the station prints"
 .venv/bin/painmon fetch-models >/dev/null 2>&1 || echo "face models unavailable: the demo runs without the face" >&2
 .venv/bin/painmon demo --broker "127.0.0.1:$port" >/dev/null 2>&1 &
 pids+=($!)
-.venv/bin/painmon station --broker "127.0.0.1:$port" --state-dir "$state" --insecure-cookies "$@"
+.venv/bin/painmon station --broker "127.0.0.1:$port" --state-dir "$state" --insecure-cookies "$@" &
+pids+=($!)
+wait "${pids[-1]}"
