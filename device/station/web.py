@@ -57,21 +57,50 @@ class SecurityHeaders:
 
 
 class WardFeed:
-    """One ward snapshot per refresh period, shared by every open screen of this process."""
+    """One ward snapshot every refresh period, read once and pushed to every open screen of
+    this process as soon as it is read (no screen waits on another's schedule)."""
 
     def __init__(self, store: Store, settings: StationSection, ingest) -> None:
         self.store, self.settings, self.ingest = store, settings, ingest
-        self._snapshot: dict | None = None
-        self._at = 0.0
-        self._lock = asyncio.Lock()
+        self.snapshot: dict | None = None
+        self.version = 0
+        self._changed: asyncio.Condition | None = None
+        self._task: asyncio.Task | None = None
 
-    async def snapshot(self) -> dict:
-        async with self._lock:
-            if self._snapshot is None or time.monotonic() - self._at >= self.settings.refresh_s * 0.9:
-                snap = await run_in_threadpool(views.ward, self.store, self.settings.stale_after_s)
-                snap["broker"] = broker_state(self.ingest)
-                self._snapshot, self._at = snap, time.monotonic()
-            return self._snapshot
+    async def _read(self) -> dict:
+        snap = await run_in_threadpool(views.ward, self.store, self.settings.stale_after_s)
+        snap["broker"] = broker_state(self.ingest)
+        return snap
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                snap = await self._read()
+            except Exception:
+                log.exception("station: reading the ward failed")
+            else:
+                async with self._changed:
+                    self.snapshot, self.version = snap, self.version + 1
+                    self._changed.notify_all()
+            await asyncio.sleep(self.settings.refresh_s)
+
+    def _start(self) -> None:
+        if self._task is None or self._task.done():
+            self._changed = asyncio.Condition()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def latest(self) -> dict:
+        self._start()
+        if self.snapshot is None:
+            return (await self.next(0))[1]
+        return self.snapshot
+
+    async def next(self, after_version: int) -> tuple[int, dict]:
+        """(version, snapshot): the first snapshot newer than ``after_version``."""
+        self._start()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.version > after_version)
+            return self.version, self.snapshot
 
 
 def broker_state(ingest) -> dict:
@@ -165,7 +194,7 @@ def create_app(store: Store, settings: StationSection, ingest, secret_key: str) 
 
     @guarded("viewer", api=True)
     async def ward_json(request: Request, who) -> Response:
-        return JSONResponse(await feed.snapshot())
+        return JSONResponse(await feed.latest())
 
     @guarded("viewer", api=True)
     async def bed_json(request: Request, who) -> Response:
@@ -180,8 +209,13 @@ def create_app(store: Store, settings: StationSection, ingest, secret_key: str) 
     async def events(request: Request, who) -> Response:
         async def stream():
             sent: dict[str, str] = {}
+            version = 0
             while not await request.is_disconnected():
-                snap = await feed.snapshot()
+                try:
+                    version, snap = await asyncio.wait_for(feed.next(version), timeout=15)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"  # proxies close a silent connection
+                    continue
                 changed = []
                 for b in snap["beds"]:
                     text = json.dumps(b, sort_keys=True)
@@ -191,7 +225,6 @@ def create_app(store: Store, settings: StationSection, ingest, secret_key: str) 
                 body = {k: v for k, v in snap.items() if k != "beds"}
                 body["beds"] = changed
                 yield f"event: ward\ndata: {json.dumps(body)}\n\n"
-                await asyncio.sleep(settings.refresh_s)
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"cache-control": "no-store", "x-accel-buffering": "no"})
 

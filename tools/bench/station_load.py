@@ -132,6 +132,47 @@ class PahoSubscriber:
         self.client.loop_stop()
 
 
+class BrowserWatcher:
+    """The ward in headless Chromium (Debian's): when each tile first showed each estimate,
+    recorded in the page by a MutationObserver, on the same clock as the beds'."""
+
+    ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run")
+    OBSERVER = """() => { window.shown = {};
+        new MutationObserver(records => { const now = Date.now() / 1000;
+          for (const r of records) for (const n of r.addedNodes) if (n.dataset && n.dataset.painT) {
+            const key = n.dataset.device + " " + n.dataset.painT;
+            if (!(key in window.shown)) window.shown[key] = now; } })
+        .observe(document.getElementById("ward"), {childList: true}); }"""
+
+    def __init__(self, url: str) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        self.browser = self._pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                                args=list(self.ARGS))
+        self.page = self.browser.new_page(viewport={"width": 1600, "height": 1000})
+        self.page.goto(url + "/")
+        self.page.fill("input[name=username]", USER[0])
+        self.page.fill("input[name=password]", USER[1])
+        self.page.click("button[type=submit]")
+        self.page.wait_for_selector(".tile")
+        self.page.evaluate(self.OBSERVER)
+
+    def lags(self, t0_unix: float, t1_unix: float) -> list[float]:
+        shown = self.page.evaluate("() => window.shown")
+        out = []
+        for key, at in shown.items():
+            t = float(key.rsplit(" ", 1)[1])
+            if t0_unix <= t <= t1_unix:
+                out.append(at - t)
+        return out
+
+    def close(self) -> None:
+        self.browser.close()
+        self._pw.stop()
+
+
 class ScreenWatcher:
     """A logged-in session reading /events: when each bed's newest score reached the screen."""
 
@@ -165,7 +206,8 @@ def percentile_ms(values: list[float], q: float) -> float | None:
     return round(1000 * values[min(len(values) - 1, int(q * len(values)))], 1)
 
 
-def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float) -> dict:
+def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float,
+        browser: bool = False) -> dict:
     from tools.postgres import PostgresServer
 
     tmp = Path(tempfile.mkdtemp(prefix="station-load-"))
@@ -203,6 +245,7 @@ def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float) 
         beds = [SimulatedBed("127.0.0.1", port, f"bed-{i:03d}", seed=i).start()
                 for i in range(beds_n)]
         screen = ScreenWatcher(urls[0])
+        chromium = None
         alarmed = set()
 
         def hop_all(measure: bool) -> None:
@@ -229,6 +272,8 @@ def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float) 
             hop_all(False)
         for bed in beds:
             bed.published.clear()
+        if browser:
+            chromium = BrowserWatcher(urls[0])
         before = {p.pid: cpu_s(p.pid) for p in procs}
         base = [get_json(u + "/healthz")["broker"] for u in urls]
         peer.measuring = True
@@ -245,6 +290,9 @@ def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float) 
             time.sleep(1.0)
         health = [get_json(u + "/healthz")["broker"] for u in urls]
         lags = _lags_from_stations(health, base)
+        browser_lags = chromium.lags(t0_unix, t1_unix) if chromium else []
+        if chromium:
+            chromium.close()
         screen_lags = [seen_at - t for (_, t), seen_at in screen.seen.items()
                        if t is not None and t0_unix <= t <= t1_unix]
         result = {
@@ -257,6 +305,9 @@ def run(beds_n: int, seconds: float, db: str, stations_n: int, warmup_s: float) 
             "ingest_lag_ms_p50": lags["p50"], "ingest_lag_ms_p99": lags["p99"],
             "screen_lag_ms_p50": percentile_ms(screen_lags, 0.5),
             "screen_lag_ms_p99": percentile_ms(screen_lags, 0.99),
+            "browser_lag_ms_p50": percentile_ms(browser_lags, 0.5),
+            "browser_lag_ms_p99": percentile_ms(browser_lags, 0.99),
+            "browser_updates": len(browser_lags),
             "station_cpu_pct": [round(100 * c / wall, 1) for c in cpu.values()],
             "station_rss_mb": [peak_rss_mb(p.pid) for p in procs],
             "split": [h["received"] - b["received"] for h, b in zip(health, base)],
@@ -317,17 +368,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--stations", type=int, default=1)
+    parser.add_argument("--browser", action="store_true", help="also measure the ward's update "
+                        "lag in headless Chromium (/usr/bin/chromium)")
     args = parser.parse_args(argv)
     logging.getLogger("device.alarms").setLevel(logging.ERROR)  # a bed's alarm is no news here
     # SIGTERM ends the run through its cleanup (stations, broker, PostgreSQL), as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     load_before = os.getloadavg()[0]
-    results = run(args.beds, args.seconds, args.db, args.stations, args.warmup)
+    results = run(args.beds, args.seconds, args.db, args.stations, args.warmup, args.browser)
     s, p = results["painmon_station"], results["paho_subscriber"]
     print(f"{s['beds']} beds, {s['messages_per_s']} msg/s published, {s['stored_per_s']} rows/s "
           f"stored, {s['stations']} station(s) on {s['db']}, {s['seconds']} s measured")
     print(f"  station: ingest lag p50 {s['ingest_lag_ms_p50']} ms, p99 {s['ingest_lag_ms_p99']} "
           f"ms; screen lag p50 {s['screen_lag_ms_p50']} ms, p99 {s['screen_lag_ms_p99']} ms; "
+          f"browser lag p50 {s['browser_lag_ms_p50']} ms, p99 {s['browser_lag_ms_p99']} ms; "
           f"lost {s['lost']}; CPU {s['station_cpu_pct']} %; peak RSS {s['station_rss_mb']} MB; "
           f"split {s['split']}")
     print(f"  paho_subscriber (broker delivery only): p50 {p['lag_ms_p50']} ms, "

@@ -8,7 +8,8 @@ const AVAIL = { online: "online", stale: "stale: no data", offline: "offline", u
 function tile(b, now) {
   const level = b.level || "unknown";
   const node = el("article", { class: `tile level-${b.availability === "online" ? level : "off"} avail-${b.availability}`,
-                               id: `bed-${b.device_id}`, "data-device": b.device_id });
+                               id: `bed-${b.device_id}`, "data-device": b.device_id,
+                               "data-pain-t": b.pain_t_unix_s });
   const seen = b.last_seen_unix_s ? ` (last data ${ago(now - b.last_seen_unix_s)} ago)` : "";
   node.append(el("h2", {}, el("a", { href: `/bed/${encodeURIComponent(b.device_id)}` }, b.device_id), " ",
     el("span", { class: `avail ${b.availability}` }, AVAIL[b.availability] + (b.availability === "online" ? "" : seen))));
