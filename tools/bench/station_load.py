@@ -1,7 +1,7 @@
 """The ward station under a ward's load: simulated beds at their real rates on one mosquitto.
 
     python -m tools.bench.station_load [--beds 200] [--seconds 60] [--db sqlite|postgresql]
-                                       [--stations 1]
+                                       [--stations 1] [--browser]
 
 Each bed (``tools/bench/ward_sim.py``) is one MQTT client publishing what a painmon device
 does, once a second: vitals, face, pain and health (retained), alarm events and the retained
@@ -15,7 +15,8 @@ committed, p50 and p99 over every pain and vitals message of the measured window
 station reports it on /healthz; messages lost (published pain and vitals whose row never
 appeared: must be 0), duplicates, each station's CPU (% of one core) and peak RSS; the screen's
 update lag (a pain estimate's device time → the Server-Sent Event carrying it, on a
-logged-in session; the screen refreshes every ``station.refresh_s``, 1 s by default). The peer, ``paho_subscriber``, is a bare paho client subscribed to the same streams
+logged-in session; the screen refreshes every ``station.refresh_s``, 1 s by default) and,
+with ``--browser``, in headless Chromium: from ``t`` to the tile showing it in the page. The peer, ``paho_subscriber``, is a bare paho client subscribed to the same streams
 in the same run: the broker's delivery lag, the floor under the station's. The JSON line comes
 last (../shared/BENCHMARKS.md).
 """
