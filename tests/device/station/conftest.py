@@ -78,6 +78,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 NURSE = ("nurse-ann", "correct horse battery")
 VIEWER = ("viewer-bob", "another long password")
+ADMIN = ("admin-cy", "the admin's long password")
 
 
 def free_port() -> int:
@@ -145,6 +146,7 @@ def station(tmp_path, mosquitto, store_url) -> Iterator[StationProcess]:
     store.migrate()  # what the station does at start; a second migrate is a no-op
     people.add_user(store, *NURSE, "nurse")
     people.add_user(store, *VIEWER, "viewer")
+    people.add_user(store, *ADMIN, "admin")
     store.close()
     station.start()
     yield station

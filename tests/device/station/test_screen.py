@@ -10,7 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.device.station.conftest import VIEWER, log_in, wait_for
+from tests.device.station.conftest import ADMIN, VIEWER, log_in, wait_for
 from tests.device.station.test_ingest import raw_publish
 from tools.bench.ward_sim import SimulatedBed
 
@@ -33,6 +33,20 @@ def viewer_may_look_but_not_acknowledge(browser, station, device_id: str) -> Non
                 body: JSON.stringify({alarm_id: 'all'})});
             return r.status; }""", device_id)
         assert status == 403
+    finally:
+        context.close()
+
+
+def admin_reads_who_acknowledged(browser, station, alarm_id: str) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, station, ADMIN)
+        page.get_by_role("link", name="Audit trail").click()
+        row = page.locator("#audit tr", has_text="command.acknowledge")
+        expect(row).to_contain_text("nurse-ann")
+        expect(row).to_contain_text(f'"alarm_id": "{alarm_id}"')
+        expect(page.locator("#audit")).to_contain_text("login.failed")
     finally:
         context.close()
 
@@ -69,6 +83,7 @@ def test_log_in_see_a_bed_and_acknowledge_its_alarm(station, browser, page, mosq
         expect(row.get_by_role("button")).to_have_count(0)
 
         viewer_may_look_but_not_acknowledge(browser, station, "bed-07")
+        admin_reads_who_acknowledged(browser, station, alarm.id)
 
         bed.clear_pain_alarm()
         expect(tile.locator(".alarm")).to_have_count(0, timeout=TIMEOUT_MS)
