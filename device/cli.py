@@ -182,6 +182,12 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_station(args: argparse.Namespace) -> int:
+    from device.station.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="painmon", description="Bedside and home pain monitor.")
@@ -276,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lines", action="store_true", help="one line per message, no redraw")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.set_defaults(handler=cmd_watch)
+
+    from device.station.cli import add_parser as add_station_parser
+
+    add_station_parser(sub, cmd_station)
     return parser
 
 

@@ -11,6 +11,17 @@ if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto; fi
 fi
 
+# The station's tests start their own PostgreSQL (as a non-root user) and drive Debian's
+# Chromium through Playwright; neither is downloaded by pip.
+missing=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} (the station tests start PostgreSQL and a headless Chromium)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}"
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}"; fi
+fi
+
 # The code's own checks first: style, and the import layering (contracts in pyproject.toml).
 .venv/bin/ruff check .
 .venv/bin/lint-imports --no-cache
