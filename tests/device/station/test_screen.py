@@ -141,7 +141,7 @@ def test_forged_payload_vanished_bed_and_broker_restart_are_shown(station, page,
 def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mosquitto):
     """``painmon demo`` and ``painmon station`` side by side: the demo device appears, and a
     pain rating entered on its bed view is answered by the device's own command handler."""
-    from tests.device.test_demo import demo_process
+    from tests.device.app.test_demo import demo_process
 
     demo = demo_process("--broker", f"{mosquitto.host}:{mosquitto.port}", "--seconds", "40")
     try:
