@@ -164,21 +164,28 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
+    from device.care.labels import export_stay_labels
     from device.care.selfreport import SelfReportStore, export_labels
 
     config = _load(args.config)
     if config is None:
         return EXIT_BAD_INPUT
-    store = SelfReportStore(config.state_dir)
+    if args.legacy:  # the self-reports kept before stays existed (no stay, no reference)
+        store = SelfReportStore(config.state_dir)
+        write, where = (lambda f: export_labels(store, f, args.format)), store.path
+    else:
+        write = lambda f: export_stay_labels(config.state_dir, f, args.format, args.stay)  # noqa: E731
+        where = f"stay {args.stay}" if args.stay else "every stay kept"
     try:
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as f:
-                n = export_labels(store, f, args.format)
+                n = write(f)
         else:
-            n = export_labels(store, sys.stdout, args.format)
+            n = write(sys.stdout)
     finally:
-        store.close()
-    print(f"{n} labelled moment(s) from {store.path}", file=sys.stderr)
+        if args.legacy:
+            store.close()
+    print(f"{n} labelled moment(s) from {where} in {config.state_dir}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -257,9 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
     p.set_defaults(handler=cmd_probe)
 
-    p = sub.add_parser("export-labels", help="write the self-reported moments for retraining",
-                       description="Every self-report (NRS 0-10, patient or nurse) with the fused "
-                       "score and the features of that moment, from the state directory.")
+    p = sub.add_parser("export-labels", help="write the labelled moments for retraining",
+                       description="Every self-report (NRS 0-10, patient or nurse) and scale "
+                       "score (PAINAD, CPOT) with the fused score and the features of that moment, "
+                       "per stay, from the state directory.")
+    p.add_argument("--stay", metavar="REF", help="only the stay(s) with this reference")
+    p.add_argument("--legacy", action="store_true", help="the self-reports stored before stays "
+                   "existed (<state_dir>/selfreports.sqlite) instead")
     p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
     p.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",

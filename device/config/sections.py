@@ -252,6 +252,42 @@ class RecordingConfig(BaseModel):
         description="Minutes per file; a power cut loses at most the open file's tail.")
 
 
+ROUTES = ("iv", "im", "sc", "oral", "sublingual", "intranasal", "rectal", "transdermal",
+          "epidural", "other")
+
+
+class ReassessConfig(BaseModel):
+    """Minutes from an analgesic dose to its reassessment, per route (when the effect is
+    expected to be seen: parenteral routes sooner, enteral later)."""
+
+    model_config = _STRICT
+
+    iv: float = Field(30.0, gt=0, le=1440, strict=False, description="Intravenous.")
+    im: float = Field(60.0, gt=0, le=1440, strict=False, description="Intramuscular.")
+    sc: float = Field(60.0, gt=0, le=1440, strict=False, description="Subcutaneous.")
+    oral: float = Field(60.0, gt=0, le=1440, strict=False, description="By mouth.")
+    sublingual: float = Field(30.0, gt=0, le=1440, strict=False, description="Under the tongue.")
+    intranasal: float = Field(30.0, gt=0, le=1440, strict=False, description="Nasal spray.")
+    rectal: float = Field(60.0, gt=0, le=1440, strict=False, description="Rectal.")
+    transdermal: float = Field(60.0, gt=0, le=1440, strict=False, description="Patch.")
+    epidural: float = Field(30.0, gt=0, le=1440, strict=False, description="Epidural.")
+    other: float = Field(60.0, gt=0, le=1440, strict=False,
+                         description="Any other route, and a dose given without a route.")
+
+    def minutes(self, route: str | None) -> float:
+        return float(getattr(self, route or "other"))
+
+
+class CareConfig(BaseModel):
+    model_config = _STRICT
+
+    retention_days: float = Field(
+        30.0, ge=0, le=3650, strict=False,
+        description="A discharged stay is kept this long for export, then deleted.")
+    reassess_min: ReassessConfig = Field(default_factory=ReassessConfig,
+                                         description="Reassessment after analgesia, by route.")
+
+
 class PainmonConfig(BaseModel):
     model_config = _STRICT
 
@@ -278,6 +314,8 @@ class PainmonConfig(BaseModel):
     buttons: ButtonsConfig = Field(default_factory=ButtonsConfig, description="GPIO buttons.")
     recording: RecordingConfig = Field(default_factory=RecordingConfig,
                                        description="Raw signal and event recording.")
+    care: CareConfig = Field(default_factory=CareConfig,
+                             description="Stays, observational scales, analgesia follow-up.")
 
     @field_validator("state_dir")
     @classmethod
