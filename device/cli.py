@@ -189,6 +189,69 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_remote(args: argparse.Namespace) -> int:
+    """admit, discharge, painad, cpot, analgesia: one command to a running device."""
+    import json
+
+    from device.app.broker_choice import parse_broker
+    from device.app.remote import NoAnswer, send_command
+
+    try:
+        host, port = parse_broker(args.broker)
+    except ValueError as exc:
+        print(f"painmon {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    payload = {k: v for k, v in vars(args).items() if k in args.fields and v is not None}
+    try:
+        answer = send_command(host, port, args.device, args.command, payload, prefix=args.prefix)
+    except NoAnswer as exc:
+        print(f"painmon {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not answer.get("ok"):
+        print(f"painmon {args.command}: refused: {answer.get('reason')}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(answer.get("result"), indent=1))
+    return EXIT_OK
+
+
+def _remote_parsers(sub) -> None:
+    from device.care.scales import SCALES
+    from device.care.stay import BED_RULE, DRUG_CLASSES, REFERENCE_RULE
+    from device.config.sections import ROUTES
+
+    def add(name: str, help_text: str):
+        p = sub.add_parser(name, help=help_text, description=help_text + " Sent over MQTT to "
+                           "a running device; prints its answer (exit 2 when it refuses).")
+        p.add_argument("--broker", metavar="HOST:PORT", default="127.0.0.1:1883",
+                       help="the device's broker (default 127.0.0.1:1883)")
+        p.add_argument("--device", metavar="ID", default="painmon-demo",
+                       help="device_id (default painmon-demo)")
+        p.add_argument("--prefix", default="painmon", help="topic prefix (default painmon)")
+        p.set_defaults(handler=cmd_remote)
+        return p
+
+    p = add("admit", "Open a stay for a patient.")
+    p.add_argument("reference", help=f"pseudonymous reference: {REFERENCE_RULE}")
+    p.add_argument("--bed", help=f"bed label: {BED_RULE}")
+    p.set_defaults(fields=("reference", "bed"))
+    p = add("discharge", "Close the open stay; the device returns to uncalibrated.")
+    p.add_argument("reference", help="the open stay's reference")
+    p.set_defaults(fields=("reference",))
+    for scale, (model, max_total) in SCALES.items():
+        p = add(scale, f"Enter a {scale.upper()} score (items 0-2, total 0-{max_total}).")
+        items = [n for n in model.model_fields if n not in ("request_id", "schema_")]
+        for item in items:
+            p.add_argument(f"--{item.replace('_', '-')}", dest=item, type=int, choices=(0, 1, 2),
+                           help=model.model_fields[item].description)
+        p.set_defaults(fields=tuple(items))
+    p = add("analgesia", "Record an analgesic dose; its reassessment falls due by route.")
+    p.add_argument("--route", choices=ROUTES)
+    p.add_argument("--drug-class", dest="drug_class", choices=DRUG_CLASSES)
+    p.add_argument("--minutes-ago", dest="minutes_ago", type=float,
+                   help="given this long ago (default: now)")
+    p.set_defaults(fields=("route", "drug_class", "minutes_ago"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="painmon", description="Bedside and home pain monitor.")
@@ -287,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lines", action="store_true", help="one line per message, no redraw")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long")
     p.set_defaults(handler=cmd_watch)
+    _remote_parsers(sub)
     return parser
 
 

@@ -31,7 +31,7 @@ from sensors.clock import Clock
 
 from device.care.pain import NO_STAY, PAIN_ALARM, PainStage
 from device.care.scales import SCALE_SCHEMA, SCALES, items_of, rescaled_0_10
-from device.care.stay import BED_RULE, REFERENCE_RULE, Dose, Stay, StayStore
+from device.care.stay import BED_RULE, DRUG_CLASSES, REFERENCE_RULE, Dose, Stay, StayStore
 from device.config import PainmonConfig
 from device.config.sections import ROUTES
 from device.processing.alarms import AlarmBook
@@ -41,8 +41,6 @@ from device.processing.pipeline import Hop
 log = logging.getLogger(__name__)
 
 REASSESSMENT = "reassessment_due"
-DRUG_CLASSES = ("opioid", "nsaid", "paracetamol", "metamizole", "ketamine",
-                "local_anaesthetic", "other")
 PURGE_EVERY_S = 3600.0
 Route = Literal["iv", "im", "sc", "oral", "sublingual", "intranasal", "rectal", "transdermal",
                 "epidural", "other"]

@@ -36,6 +36,8 @@ REFERENCE_RULE = ("3-32 letters, digits, '-' or '_', at least one digit (a pseud
                   "never a name)")
 BED_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,15}$")
 BED_RULE = "1-16 letters, digits, spaces, '.', '_' or '-'"
+DRUG_CLASSES = ("opioid", "nsaid", "paracetamol", "metamizole", "ketamine",
+                "local_anaesthetic", "other")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stays (
