@@ -151,7 +151,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         from device.recording.report import render_report
 
-        out = render_report(args.path, args.out)
+        out = render_report(args.path, args.out, args.stay)
     except ValueError as exc:
         print(f"painmon report: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -312,9 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="draw a recorded session (PNG or PDF)",
                        description="Signals, vitals, the pain estimate with its levels, alarms, "
-                       "self-reports and calibrations over time, from a painmon recording.")
+                       "self-reports, calibrations, stays, scale scores and doses (with the "
+                       "estimate before and after each) over time, from a painmon recording.")
     p.add_argument("path", metavar="PATH", help="recording folder or .edf file")
     p.add_argument("--out", metavar="FILE", required=True, help="output file (.png or .pdf)")
+    p.add_argument("--stay", metavar="REF", help="only the part of the session in this stay")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
