@@ -214,7 +214,8 @@ class Bedside:
                 self.alarms.raise_alarm(
                     REASSESSMENT, _source(dose), category="physiological", priority="low",
                     message=f"reassess pain: {dose.route or 'analgesia'} dose "
-                    f"{late_min:.0f} min ago (a rating or a scale score answers it)")
+                    f"{late_min:.{0 if late_min >= 10 else 1}f} min ago (a rating or a scale "
+                    "score answers it)")
         if now - self._purged_s >= PURGE_EVERY_S:
             self.purge()
 
