@@ -21,8 +21,10 @@ Times of doses are wall-clock seconds (``wall_s``) so that a due time survives a
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -98,6 +100,7 @@ class Bedside:
                      stay.reference, stay.admitted_t, len(self._pending))
         pain.scale_pairs = self._scale_pairs
         pain.rating_listeners.append(self._on_rating)
+        pain.stay_button = self.stay_button
 
     # -- stays -------------------------------------------------------------------------------
     def _open(self, stay: Stay) -> None:
@@ -142,6 +145,14 @@ class Bedside:
         log.info("discharged stay %s; kept %g days for export", stay.reference, kept_days)
         return {**closed.to_dict(), "kept_days": kept_days,
                 "unanswered_reassessments": len(self.store.doses(closed, pending=True))}
+
+    def stay_button(self) -> dict:
+        """The local stay button: admit under a generated reference, or discharge."""
+        stay = self.stay
+        if stay is not None:
+            return self.discharge(stay.reference)
+        today = datetime.now(UTC).strftime("%Y%m%d")
+        return self.admit(f"local-{today}-{secrets.token_hex(2)}", None)
 
     def _require_stay(self, what: str) -> Stay:
         if self.stay is None:

@@ -148,7 +148,9 @@ class PainStage:
                                                                   pin_factory), "alarm output")
         self.buttons = self._local(lambda: Buttons.from_config(
             clock, config.buttons, pin_factory, on_acknowledge=self._button_acknowledge,
-            on_calibrate=self._button_calibrate, on_report=self._button_report), "buttons")
+            on_calibrate=self._button_calibrate, on_report=self._button_report,
+            on_stay=self._button_stay), "buttons")
+        self.stay_button: Callable[[], None] | None = None  # the bedside's admit/discharge
 
     def _local(self, make, what: str):
         try:
@@ -300,6 +302,15 @@ class PainStage:
             self.start_calibration()
         except CommandRefused as exc:
             log.warning("calibration by button refused: %s", exc)
+
+    def _button_stay(self) -> None:
+        if self.stay_button is None:
+            log.warning("stay button: no bedside workflow on this device")
+            return
+        try:
+            self.stay_button()
+        except CommandRefused as exc:
+            log.warning("stay button refused: %s", exc)
 
     def _button_report(self, nrs: int, source: str) -> None:
         try:

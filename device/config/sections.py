@@ -223,6 +223,9 @@ class ButtonsConfig(BaseModel):
     report_pin: int | None = Field(
         None, ge=0, le=53, description="GPIO (BCM) of the self-report button (N presses: NRS N; "
         "hold: NRS 0); none: no button.")
+    stay_pin: int | None = Field(
+        None, ge=0, le=53, description="GPIO (BCM) of the stay button (hold: admit a patient under "
+        "a generated reference when nobody is admitted, else discharge); none: no button.")
     pull_up: bool = Field(True, description="Buttons connect the pin to ground (internal pull-up).")
     hold_s: float = Field(3.0, ge=0.5, le=30, strict=False, description="Long-press time.")
     report_window_s: float = Field(
@@ -236,6 +239,8 @@ class ButtonsConfig(BaseModel):
         if self.acknowledge_pin is not None and self.acknowledge_pin == self.report_pin:
             raise KeyedValueError("report_pin", f"is the same GPIO as buttons.acknowledge_pin "
                                   f"({self.report_pin})")
+        if self.stay_pin is not None and self.stay_pin in (self.acknowledge_pin, self.report_pin):
+            raise KeyedValueError("stay_pin", f"is the same GPIO as another button ({self.stay_pin})")
         return self
 
 
@@ -256,23 +261,27 @@ ROUTES = ("iv", "im", "sc", "oral", "sublingual", "intranasal", "rectal", "trans
           "epidural", "other")
 
 
+def _minutes(default: float, route: str):
+    return Field(default, gt=0, le=1440, strict=False,
+                 description=f"{route}: minutes from a dose to its reassessment.")
+
+
 class ReassessConfig(BaseModel):
     """Minutes from an analgesic dose to its reassessment, per route (when the effect is
     expected to be seen: parenteral routes sooner, enteral later)."""
 
     model_config = _STRICT
 
-    iv: float = Field(30.0, gt=0, le=1440, strict=False, description="Intravenous.")
-    im: float = Field(60.0, gt=0, le=1440, strict=False, description="Intramuscular.")
-    sc: float = Field(60.0, gt=0, le=1440, strict=False, description="Subcutaneous.")
-    oral: float = Field(60.0, gt=0, le=1440, strict=False, description="By mouth.")
-    sublingual: float = Field(30.0, gt=0, le=1440, strict=False, description="Under the tongue.")
-    intranasal: float = Field(30.0, gt=0, le=1440, strict=False, description="Nasal spray.")
-    rectal: float = Field(60.0, gt=0, le=1440, strict=False, description="Rectal.")
-    transdermal: float = Field(60.0, gt=0, le=1440, strict=False, description="Patch.")
-    epidural: float = Field(30.0, gt=0, le=1440, strict=False, description="Epidural.")
-    other: float = Field(60.0, gt=0, le=1440, strict=False,
-                         description="Any other route, and a dose given without a route.")
+    iv: float = _minutes(30.0, "Intravenous")
+    im: float = _minutes(60.0, "Intramuscular")
+    sc: float = _minutes(60.0, "Subcutaneous")
+    oral: float = _minutes(60.0, "By mouth")
+    sublingual: float = _minutes(30.0, "Under the tongue")
+    intranasal: float = _minutes(30.0, "Nasal spray")
+    rectal: float = _minutes(60.0, "Rectal")
+    transdermal: float = _minutes(60.0, "Patch")
+    epidural: float = _minutes(30.0, "Epidural")
+    other: float = _minutes(60.0, "Any other route, and a dose given without a route")
 
     def minutes(self, route: str | None) -> float:
         return float(getattr(self, route or "other"))

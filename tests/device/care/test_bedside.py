@@ -206,3 +206,37 @@ def test_reassessment_notice_on_time_after_a_dose_and_cleared_by_a_rating(tmp_pa
     assert bed.alarms.get(REASSESSMENT, "dose-1") is None
     assert bed.events[-1] == ("cleared", REASSESSMENT, "dose-1", "enc-5")
     bed.stop()
+
+
+def test_stay_button_admits_then_discharges(tmp_path):
+    import time
+
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    base = config(tmp_path)
+    cfg = base.model_copy(update={"buttons": base.buttons.model_copy(
+        update={"stay_pin": 13, "hold_s": 0.5})})
+    clock = SteppedClock()
+    alarms = AlarmBook(clock)
+    pain = PainStage(cfg, clock, alarms=alarms, pin_factory=factory)
+    bedside = Bedside(cfg, clock, pain=pain, alarms=alarms)
+    button = factory.pin(13)
+
+    def hold(seconds: float) -> None:
+        button.drive_low()
+        time.sleep(seconds)  # gpiozero times holds in real time
+        button.drive_high()
+
+    try:
+        hold(0.1)  # a short press does nothing
+        assert bedside.stay is None
+        hold(0.9)
+        assert bedside.stay is not None and bedside.stay.reference.startswith("local-")
+        check_reference(bedside.stay.reference)
+        hold(0.9)
+        assert bedside.stay is None and bedside.store.stays()[0].discharged_t is not None
+    finally:
+        pain.stop()
+        bedside.stop()
+        factory.reset()
