@@ -93,6 +93,11 @@ class Bedside:
         self._pending: list[Dose] = []
         self._purged_s = -PURGE_EVERY_S
         self.purge()
+        legacy = [n for n in ("calibration.json", "selfreports.sqlite")
+                  if (config.state_dir / n).exists()]
+        if legacy:  # an unknown patient's: never applied to anyone (export with --legacy)
+            log.warning("%s in %s date from before stays and are not used", " and ".join(legacy),
+                        config.state_dir)
         stay = self.store.open_stay()
         if stay is not None:
             self._open(stay)

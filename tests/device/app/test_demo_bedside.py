@@ -46,3 +46,10 @@ def test_demo_scenario_plays_admission_calibration_dose_and_reassessment(tmp_pat
     # emulated board, so the rest baseline itself is tested on a running pipeline elsewhere)
     assert pains[-1]["calibration"]["last"]["state"] == "done"
     assert results["calibrate"][0] == 60.0 or 60.0 <= results["calibrate"][0] <= 61.0
+
+
+def test_a_scenario_refuses_a_malformed_bedside_event():
+    import pytest
+
+    with pytest.raises(ValueError, match="care event 1"):
+        Scenario([(0.0, {})], care=((0.0, "admit", {"reference": "x-1"}), (5.0, "painad")))

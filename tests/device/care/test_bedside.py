@@ -240,3 +240,15 @@ def test_stay_button_admits_then_discharges(tmp_path):
         pain.stop()
         bedside.stop()
         factory.reset()
+
+
+def test_files_from_before_stays_are_never_applied(tmp_path, caplog):
+    from device.care.calibration import CalibrationStore
+
+    CalibrationStore(tmp_path).save(mapping={"intercept": 3.0, "slope": 1.0, "n_reports": 9})
+    bed = Bed(config(tmp_path))
+    assert "date from before stays" in caplog.text
+    assert bed.cmd("admit", reference="enc-77")["ok"]
+    message = bed.hop(4.0)
+    assert not message["personalised"] and message["score"] == pytest.approx(4.0)
+    bed.stop()
