@@ -203,7 +203,7 @@ class Bedside:
             dose = self.store.add_dose(stay, given_s, route, drug_class,
                                        given_s + 60.0 * interval_min, before)
             self._pending.append(dose)
-        self.tick()
+            self.tick()  # a dose entered late may be due at once
         return {**dose.to_dict(), "stay": stay.reference, "reassess_after_min": interval_min}
 
     def _on_rating(self, kind: str, _fused: float | None) -> dict:
