@@ -252,3 +252,23 @@ def test_files_from_before_stays_are_never_applied(tmp_path, caplog):
     message = bed.hop(4.0)
     assert not message["personalised"] and message["score"] == pytest.approx(4.0)
     bed.stop()
+
+
+def test_pending_reassessment_survives_a_restart_on_time(tmp_path):
+    bed = Bed(config(tmp_path))
+    assert bed.cmd("admit", reference="enc-9")["ok"]
+    bed.hop(5.0, 10)
+    assert bed.cmd("analgesia", route="oral")["ok"]  # due 60 min after WALL0_S + 10 s
+    bed.hop(5.0, 20 * 60)
+    bed.stop()
+    # the device is off for 30 min; its monotonic clock starts again from zero
+    wall0_s = WALL0_S + 10 + 20 * 60 + 30 * 60
+    bed = Bed(config(tmp_path), wall0_s=wall0_s)
+    assert bed.bedside.stay.reference == "enc-9"
+    bed.hop(5.0, 10 * 60 - 1)
+    assert bed.alarms.get(REASSESSMENT, "dose-1") is None
+    bed.hop(5.0, 1)
+    assert bed.alarms.get(REASSESSMENT, "dose-1") is not None  # 60 min after the dose exactly
+    assert bed.cmd("self_report", nrs=3)["result"]["reassessed"][0]["dose_id"] == 1
+    assert bed.alarms.get(REASSESSMENT, "dose-1") is None
+    bed.stop()
