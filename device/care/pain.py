@@ -137,6 +137,7 @@ class PainStage:
         # Called with (kind, fused score) after each rating; their answers join the result.
         self.rating_listeners: list[Callable[[str, float | None], dict]] = []
         self.fusion = PainFusion(self.settings, None)
+        self.stay_button: Callable[[], None] | None = None  # the bedside's admit/discharge
         self.alarm = PainAlarm(alarms, threshold=p.alarm_threshold, after_s=p.alarm_after_s,
                                clear_after_s=p.alarm_clear_after_s,
                                escalate_after_s=p.alarm_escalate_after_s, margin=p.hysteresis)
@@ -150,7 +151,6 @@ class PainStage:
             clock, config.buttons, pin_factory, on_acknowledge=self._button_acknowledge,
             on_calibrate=self._button_calibrate, on_report=self._button_report,
             on_stay=self._button_stay), "buttons")
-        self.stay_button: Callable[[], None] | None = None  # the bedside's admit/discharge
 
     def _local(self, make, what: str):
         try:

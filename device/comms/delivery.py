@@ -1,7 +1,7 @@
 """How the pipeline's messages reach MQTT: which wait in the outbox, which expire, which stay.
 
-- ``OUTBOX_TOPICS`` (pain estimates, scale scores, alarm events, command results) are stored on disk first
-  and sent in order until acknowledged (``device/comms/outbox.py``).
+- ``OUTBOX_TOPICS`` (pain estimates, scale scores, alarm events, command results) are stored
+  on disk first and sent in order until acknowledged (``device/comms/outbox.py``).
 - ``LIVE_TOPICS`` (vitals, face) carry an MQTT 5 message expiry and are not sent while the
   link is down: a stale heart rate is worth nothing.
 - ``STATE_TOPICS`` (the active alarms, health) are retained; the latest of each is published
