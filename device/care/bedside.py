@@ -25,6 +25,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -91,6 +92,8 @@ class Bedside:
         self.store = StayStore(config.state_dir)
         self.stay: Stay | None = None
         self._pending: list[Dose] = []
+        # Called with the open stay's folder, or None, whenever a stay opens or closes.
+        self.stay_listeners: list[Callable[[Path | None], None]] = []
         self._purged_s = -PURGE_EVERY_S
         self.purge()
         legacy = [n for n in ("calibration.json", "selfreports.sqlite")
@@ -114,6 +117,14 @@ class Bedside:
         self.alarms.stay = stay.reference
         self._pending = self.store.doses(stay, pending=True)
         self.tick()
+        self._tell(self.store.directory(stay))
+
+    def _tell(self, directory: Path | None) -> None:
+        for listener in self.stay_listeners:
+            try:
+                listener(directory)
+            except Exception:  # noqa: BLE001 - the stay is open or closed whatever a listener does
+                log.exception("stay listener %r failed", listener)
 
     def purge(self) -> None:
         now = self.wall_s()
@@ -146,6 +157,7 @@ class Bedside:
             self.alarms.stay = None
             closed = self.store.discharge(stay, self.wall_s())
             self.stay, self._pending = None, []
+            self._tell(None)
         kept_days = self.care.retention_days
         log.info("discharged stay %s; kept %g days for export", stay.reference, kept_days)
         return {**closed.to_dict(), "kept_days": kept_days,

@@ -299,6 +299,18 @@ class Recorder:
             self._flush_records(final=True)
             self._close_segment()
 
+    def move_to(self, directory: str | os.PathLike) -> None:
+        """Record into ``directory`` from now on (a new session there when recording): each
+        stay's recordings live, and are deleted, with the stay."""
+        directory = Path(directory)
+        if directory == self.directory:
+            return
+        recording = self.active
+        self.stop()
+        self.directory = directory
+        if recording:
+            self.start()
+
     # -- inputs ------------------------------------------------------------------------------
     def on_message(self, topic: str, message: dict) -> None:
         with self._lock:
