@@ -151,7 +151,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         from device.recording.report import render_report
 
-        out = render_report(args.path, args.out)
+        out = render_report(args.path, args.out, args.stay)
     except ValueError as exc:
         print(f"painmon report: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -164,21 +164,28 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
+    from device.care.labels import export_stay_labels
     from device.care.selfreport import SelfReportStore, export_labels
 
     config = _load(args.config)
     if config is None:
         return EXIT_BAD_INPUT
-    store = SelfReportStore(config.state_dir)
+    if args.legacy:  # the self-reports kept before stays existed (no stay, no reference)
+        store = SelfReportStore(config.state_dir)
+        write, where = (lambda f: export_labels(store, f, args.format)), store.path
+    else:
+        write = lambda f: export_stay_labels(config.state_dir, f, args.format, args.stay)  # noqa: E731
+        where = f"stay {args.stay}" if args.stay else "every stay kept"
     try:
         if args.out:
             with open(args.out, "w", encoding="utf-8", newline="") as f:
-                n = export_labels(store, f, args.format)
+                n = write(f)
         else:
-            n = export_labels(store, sys.stdout, args.format)
+            n = write(sys.stdout)
     finally:
-        store.close()
-    print(f"{n} labelled moment(s) from {store.path}", file=sys.stderr)
+        if args.legacy:
+            store.close()
+    print(f"{n} labelled moment(s) from {where} in {config.state_dir}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -186,6 +193,69 @@ def cmd_station(args: argparse.Namespace) -> int:
     from device.station.cli import run
 
     return run(args)
+
+
+def cmd_remote(args: argparse.Namespace) -> int:
+    """admit, discharge, painad, cpot, analgesia: one command to a running device."""
+    import json
+
+    from device.app.broker_choice import parse_broker
+    from device.app.remote import NoAnswer, send_command
+
+    try:
+        host, port = parse_broker(args.broker)
+    except ValueError as exc:
+        print(f"painmon {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    payload = {k: v for k, v in vars(args).items() if k in args.fields and v is not None}
+    try:
+        answer = send_command(host, port, args.device, args.command, payload, prefix=args.prefix)
+    except NoAnswer as exc:
+        print(f"painmon {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not answer.get("ok"):
+        print(f"painmon {args.command}: refused: {answer.get('reason')}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(answer.get("result"), indent=1))
+    return EXIT_OK
+
+
+def _remote_parsers(sub) -> None:
+    from device.care.scales import SCALES
+    from device.care.stay import BED_RULE, DRUG_CLASSES, REFERENCE_RULE
+    from device.config.sections import ROUTES
+
+    def add(name: str, help_text: str):
+        p = sub.add_parser(name, help=help_text, description=help_text + " Sent over MQTT to "
+                           "a running device; prints its answer (exit 2 when it refuses).")
+        p.add_argument("--broker", metavar="HOST:PORT", default="127.0.0.1:1883",
+                       help="the device's broker (default 127.0.0.1:1883)")
+        p.add_argument("--device", metavar="ID", default="painmon-demo",
+                       help="device_id (default painmon-demo)")
+        p.add_argument("--prefix", default="painmon", help="topic prefix (default painmon)")
+        p.set_defaults(handler=cmd_remote)
+        return p
+
+    p = add("admit", "Open a stay for a patient.")
+    p.add_argument("reference", help=f"pseudonymous reference: {REFERENCE_RULE}")
+    p.add_argument("--bed", help=f"bed label: {BED_RULE}")
+    p.set_defaults(fields=("reference", "bed"))
+    p = add("discharge", "Close the open stay; the device returns to uncalibrated.")
+    p.add_argument("reference", help="the open stay's reference")
+    p.set_defaults(fields=("reference",))
+    for scale, (model, max_total) in SCALES.items():
+        p = add(scale, f"Enter a {scale.upper()} score (items 0-2, total 0-{max_total}).")
+        items = [n for n in model.model_fields if n not in ("request_id", "schema_")]
+        for item in items:
+            p.add_argument(f"--{item.replace('_', '-')}", dest=item, type=int, choices=(0, 1, 2),
+                           help=model.model_fields[item].description)
+        p.set_defaults(fields=tuple(items))
+    p = add("analgesia", "Record an analgesic dose; its reassessment falls due by route.")
+    p.add_argument("--route", choices=ROUTES)
+    p.add_argument("--drug-class", dest="drug_class", choices=DRUG_CLASSES)
+    p.add_argument("--minutes-ago", dest="minutes_ago", type=float,
+                   help="given this long ago (default: now)")
+    p.set_defaults(fields=("route", "drug_class", "minutes_ago"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,9 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="draw a recorded session (PNG or PDF)",
                        description="Signals, vitals, the pain estimate with its levels, alarms, "
-                       "self-reports and calibrations over time, from a painmon recording.")
+                       "self-reports, calibrations, stays, scale scores and doses (with the "
+                       "estimate before and after each) over time, from a painmon recording.")
     p.add_argument("path", metavar="PATH", help="recording folder or .edf file")
     p.add_argument("--out", metavar="FILE", required=True, help="output file (.png or .pdf)")
+    p.add_argument("--stay", metavar="REF", help="only the part of the session in this stay")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
@@ -263,9 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
     p.set_defaults(handler=cmd_probe)
 
-    p = sub.add_parser("export-labels", help="write the self-reported moments for retraining",
-                       description="Every self-report (NRS 0-10, patient or nurse) with the fused "
-                       "score and the features of that moment, from the state directory.")
+    p = sub.add_parser("export-labels", help="write the labelled moments for retraining",
+                       description="Every self-report (NRS 0-10, patient or nurse) and scale "
+                       "score (PAINAD, CPOT) with the fused score and the features of that moment, "
+                       "per stay, from the state directory.")
+    p.add_argument("--stay", metavar="REF", help="only the stay(s) with this reference")
+    p.add_argument("--legacy", action="store_true", help="the self-reports stored before stays "
+                   "existed (<state_dir>/selfreports.sqlite) instead")
     p.add_argument("--config", metavar="FILE", help="configuration file (defaults otherwise)")
     p.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
@@ -286,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     from device.station.cli import add_parser as add_station_parser
 
     add_station_parser(sub, cmd_station)
+    _remote_parsers(sub)
     return parser
 
 

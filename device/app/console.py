@@ -34,6 +34,7 @@ def _pain_text(msg: dict) -> str:
             f"confidence {msg.get('confidence', 0):.2f}   " + "   ".join(parts)
             + (f"   ALARM {alarm['alarm_id']} {alarm['priority']} {alarm['state']}" if alarm else "")
             + ("   personalised" if msg.get("personalised") else "")
+            + (f"   stay {msg['stay']}" if msg.get("stay") else "")
             + (f"   [{', '.join(msg['flags'])}]" if msg.get("flags") else ""))
 
 

@@ -22,7 +22,7 @@ from device.comms.link import MqttLink
 from device.config import PainmonConfig
 from device.processing.envelope import new_boot_id
 from device.processing.pipeline import Pipeline
-from device.recording.writer import attach_recorder
+from device.recording.writer import Recorder, attach_recorder
 
 #: The project's own model files, whose versions go out with every message.
 PHYSIO_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "physio"
@@ -52,10 +52,25 @@ def connect(monitor: Monitor, link: MqttLink, stack: ExitStack, *,
     output = mqtt_output(monitor, link)
     stack.callback(output.stop, drain_s=drain_s)
     if recorder:
-        stack.callback(attach_recorder(monitor.config, monitor.pipeline, monitor.commands,
-                                       boot_id=monitor.envelope.boot_id, wall=monitor.wall,
-                                       directory=record).stop)
+        rec = attach_recorder(monitor.config, monitor.pipeline, monitor.commands,
+                              boot_id=monitor.envelope.boot_id, wall=monitor.wall, directory=record)
+        stack.callback(rec.stop)
+        if record is None and monitor.config.recording.dir is None:
+            follow_stays(monitor, rec)
     return output
+
+
+def follow_stays(monitor: Monitor, recorder: Recorder) -> None:
+    """Record into the open stay's folder (``<state_dir>/stays/<id>/recordings``), else into
+    ``<state_dir>/recordings``: a stay's recordings are exported and deleted with it."""
+    outside = recorder.directory
+
+    def follow(stay_dir: Path | None) -> None:
+        recorder.move_to(outside if stay_dir is None else stay_dir / "recordings")
+
+    monitor.bedside.stay_listeners.append(follow)
+    if monitor.bedside.stay is not None:
+        follow(monitor.bedside.store.directory(monitor.bedside.stay))
 
 
 def stop_on_signals(pipeline: Pipeline) -> None:

@@ -16,6 +16,7 @@ from gpiozero import Factory
 from sensors.clock import Clock
 
 from device.acquisition.board import Board, build_board
+from device.care.bedside import Bedside
 from device.care.pain import PainStage
 from device.config import PainmonConfig
 from device.config.paths import default_model_dir
@@ -44,6 +45,7 @@ class Monitor:
     physio: PhysioStage | None
     pipeline: Pipeline
     pain: PainStage
+    bedside: Bedside
 
 
 def emulated_pin_factory() -> Factory:
@@ -61,12 +63,15 @@ def build_monitor(config: PainmonConfig, clock: Clock, outputs: list[Output] | N
                   envelope_extra: Callable[[], dict] | None = None,
                   pin_factory: Factory | None = None, face_calibrate_frames: int = 0,
                   face_follows_scenario: bool = False,
-                  reader_restart_budget: int = 5) -> Monitor:
+                  reader_restart_budget: int = 5,
+                  wall_s: Callable[[], float] | None = None) -> Monitor:
     """Build the monitor ``config`` describes, on ``clock``.
 
     ``board`` replaces the one the configuration describes (a replay's recording);
     ``face_follows_scenario`` makes the demo photo grimace with the emulated patient's pain;
-    ``face_calibrate_frames`` takes the first frames as the neutral face.
+    ``face_calibrate_frames`` takes the first frames as the neutral face; ``wall_s`` is the
+    wall time (seconds since the epoch) the stays' doses are timed on (default: real time,
+    moving with ``clock``).
     """
     wall = wall or WallClock()
     envelope = Envelope(config.device_id, boot_id, synced=wall.synced, extra=envelope_extra)
@@ -94,5 +99,9 @@ def build_monitor(config: PainmonConfig, clock: Clock, outputs: list[Output] | N
                      pin_factory=pin_factory)
     pain.register(commands)
     pipeline.add_stage(pain)
+    bedside = Bedside(config, clock, pain=pain, alarms=alarms, publish=pipeline.publish,
+                      envelope=envelope, wall_s=wall_s)
+    bedside.register(commands)
+    pipeline.add_stage(bedside)
     return Monitor(config, clock, wall, envelope, alarms, commands, board, face, physio,
-                   pipeline, pain)
+                   pipeline, pain, bedside)

@@ -1,7 +1,8 @@
 """``painmon watch``: a live terminal view of one or many devices, from the public MQTT API only.
 
 It subscribes to ``<prefix>/<device>/#`` (``+`` for every device) and keeps, per device, the
-latest status, pain estimate, vitals, active alarms and sensor states. On a terminal it redraws
+latest status, pain estimate (with the stay it belongs to), vitals, active alarms (a pending
+reassessment among them) and sensor states; scale scores are printed as they come. On a terminal it redraws
 a table once a second (plain ANSI: home + clear); ``--lines`` (or output that is not a
 terminal) prints one line per message instead, which is what scripts and tests read.
 """
@@ -67,7 +68,12 @@ class FleetView:
                 dev.pain = msg
                 return (f"{device_id} pain {_num(msg.get('score'), '.1f')} "
                         f"{msg.get('level') or '--'} confidence {_num(msg.get('confidence'), '.2f')}"
+                        f" stay {msg.get('stay') or '--'}"
                         + (" (late)" if msg.get("late") else ""))
+            if kind == "scale":
+                return (f"{device_id} scale {msg.get('scale')} {msg.get('total')}/"
+                        f"{msg.get('max_total')} stay {msg.get('stay')} (estimate "
+                        f"{_num(msg.get('estimate'), '.1f')})")
             if kind == "vitals":
                 dev.vitals = msg
                 if isinstance(msg.get("sensors"), dict):
@@ -101,7 +107,7 @@ class FleetView:
                          for a in dev.alarms if isinstance(a, dict)) or "none"
 
     def render(self) -> str:
-        header = (f"{'device':16} {'status':8} {'pain':>5} {'level':9} {'conf':>5} "
+        header = (f"{'device':16} {'status':8} {'stay':12} {'pain':>5} {'level':9} {'conf':>5} "
                   f"{'HR':>5} {'EDA uS':>7}  {'alarms':24} sensors")
         rows = [header, "-" * len(header)]
         with self._lock:
@@ -109,7 +115,8 @@ class FleetView:
                 hr = (dev.vitals.get("hr_bpm") or {})
                 hr_bpm = hr.get("ppg") if hr.get("ppg") is not None else hr.get("ecg")
                 rows.append(
-                    f"{dev.device_id[:16]:16} {dev.status:8} {_num(dev.pain.get('score'), '5.1f'):>5} "
+                    f"{dev.device_id[:16]:16} {dev.status:8} {str(dev.pain.get('stay') or '--')[:12]:12} "
+                    f"{_num(dev.pain.get('score'), '5.1f'):>5} "
                     f"{dev.pain.get('level') or '--'!s:9} "
                     f"{_num(dev.pain.get('confidence'), '5.2f'):>5} {_num(hr_bpm, '5.0f'):>5} "
                     f"{_num(dev.vitals.get('eda_us'), '7.2f'):>7}  {self._alarm_text(dev)[:24]:24} "

@@ -6,6 +6,9 @@
   of the one before) to report pain N on the 0-10 scale (10 or more presses report 10); the
   report is taken ``report_window_s`` after the last press. Holding it for ``hold_s`` reports
   0, no pain.
+- Stay button: holding it for ``hold_s`` admits a patient under a generated pseudonymous
+  reference when nobody is admitted, and discharges the open stay otherwise; a short press does
+  nothing (a stay is not ended by a brush of the hand).
 
 gpiozero calls back from its own threads; presses are counted under a lock and a sequence is
 closed by ``tick()``, called on every processing hop.
@@ -31,6 +34,7 @@ class Buttons:
                  on_acknowledge: Callable[[], None] | None = None,
                  on_calibrate: Callable[[], None] | None = None,
                  on_report: Callable[[int, str], None] | None = None,
+                 stay_pin: int | None = None, on_stay: Callable[[], None] | None = None,
                  pin_factory=None) -> None:
         from gpiozero import Button
 
@@ -40,11 +44,15 @@ class Buttons:
         self.on_acknowledge = on_acknowledge or (lambda: None)
         self.on_calibrate = on_calibrate or (lambda: None)
         self.on_report = on_report or (lambda nrs, source: None)
+        self.on_stay = on_stay or (lambda: None)
         self._lock = threading.Lock()
         self._presses = 0
         self._last_press_ns: int | None = None
         self._held = {"acknowledge": False, "report": False}
-        self.acknowledge = self.report = None
+        self.acknowledge = self.report = self.stay = None
+        if stay_pin is not None:
+            self.stay = Button(stay_pin, pull_up=pull_up, hold_time=hold_s, pin_factory=pin_factory)
+            self.stay.when_held = self._stay_held
         if acknowledge_pin is not None:
             self.acknowledge = Button(acknowledge_pin, pull_up=pull_up, hold_time=hold_s,
                                       pin_factory=pin_factory)
@@ -59,9 +67,10 @@ class Buttons:
     @classmethod
     def from_config(cls, clock: Clock, config, pin_factory=None, **callbacks) -> Buttons | None:
         """From ``[buttons]``; None when no button is configured."""
-        if config.acknowledge_pin is None and config.report_pin is None:
+        if config.acknowledge_pin is None and config.report_pin is None and config.stay_pin is None:
             return None
         return cls(clock, acknowledge_pin=config.acknowledge_pin, report_pin=config.report_pin,
+                   stay_pin=config.stay_pin,
                    pull_up=config.pull_up, hold_s=config.hold_s,
                    report_window_s=config.report_window_s, report_source=config.report_source,
                    pin_factory=pin_factory, **callbacks)
@@ -78,6 +87,10 @@ class Buttons:
             return
         log.info("acknowledge button pressed")
         self._call(self.on_acknowledge)
+
+    def _stay_held(self) -> None:
+        log.info("stay button held: admit or discharge")
+        self._call(self.on_stay)
 
     def _report_held(self) -> None:
         self._held["report"] = True
@@ -121,6 +134,6 @@ class Buttons:
         return nrs
 
     def close(self) -> None:
-        for button in (self.acknowledge, self.report):
+        for button in (self.acknowledge, self.report, self.stay):
             if button is not None:
                 button.close()

@@ -5,12 +5,20 @@ A composition root (``device.app.root``) builds it, registers its ``calibrate``,
 ``self_report`` and ``acknowledge`` commands on the command router (``register``) and adds it
 to the pipeline as a hop stage: on each hop it returns the ``pain`` message (schema
 painmon.pain/1).
+
+Everything personal (calibration, self-reports, the personal mapping) belongs to the open
+stay (``device.care.bedside``), which hands it over with ``open_stay`` and takes it back with
+``close_stay``. With no stay open the estimate runs on the population model, uncalibrated,
+and calibrations and self-reports are refused: nothing is kept that the next patient's
+stay could inherit.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from gpiozero import Factory
@@ -37,6 +45,19 @@ log = logging.getLogger(__name__)
 
 PAIN_SCHEMA = "painmon.pain/1"
 PAIN_ALARM = ("pain_high", "pain")
+NO_STAY = "no patient admitted: admit one first (command admit)"
+
+
+class NoStayCalibration:
+    """The calibration store while no stay is open: nothing to load, nothing may be saved."""
+
+    path = Path("(no stay)")
+
+    def load(self) -> dict:
+        return {}
+
+    def save(self, **_parts) -> dict:
+        raise RuntimeError(NO_STAY)
 
 
 class CalibrateRequest(CommandRequest):
@@ -101,15 +122,22 @@ class PainStage:
         self.clock = clock
         self.alarms = alarms
         self.face = face
+        self.physio = physio
         self.envelope = envelope or (lambda schema: {"schema": schema})
         self.settings = FusionSettings(
             priors={"physio": p.physio_weight, "face": p.face_weight},
             motion_high_g=p.motion_high_g, motion_full_g=max(0.5, 3 * p.motion_high_g),
             smoothing_s=p.smoothing_s, hysteresis=p.hysteresis)
-        self.calibration = PatientCalibration(CalibrationStore(config.state_dir), face, physio,
+        self.stay: str | None = None  # the open stay's reference
+        self.calibration = PatientCalibration(NoStayCalibration(), face, physio,
                                               face_fps=config.face.fps)
-        self.reports = SelfReportStore(config.state_dir)
-        self.fusion = PainFusion(self.settings, self._saved_mapping())
+        self.reports: SelfReportStore | None = None
+        # Labels beside the self-reports for the personal fit: (fused score, rating 0-10).
+        self.scale_pairs: Callable[[], list[tuple[float, float]]] = list
+        # Called with (kind, fused score) after each rating; their answers join the result.
+        self.rating_listeners: list[Callable[[str, float | None], dict]] = []
+        self.fusion = PainFusion(self.settings, None)
+        self.stay_button: Callable[[], None] | None = None  # the bedside's admit/discharge
         self.alarm = PainAlarm(alarms, threshold=p.alarm_threshold, after_s=p.alarm_after_s,
                                clear_after_s=p.alarm_clear_after_s,
                                escalate_after_s=p.alarm_escalate_after_s, margin=p.hysteresis)
@@ -121,7 +149,8 @@ class PainStage:
                                                                   pin_factory), "alarm output")
         self.buttons = self._local(lambda: Buttons.from_config(
             clock, config.buttons, pin_factory, on_acknowledge=self._button_acknowledge,
-            on_calibrate=self._button_calibrate, on_report=self._button_report), "buttons")
+            on_calibrate=self._button_calibrate, on_report=self._button_report,
+            on_stay=self._button_stay), "buttons")
 
     def _local(self, make, what: str):
         try:
@@ -142,6 +171,49 @@ class PainStage:
             log.warning("stored personal mapping ignored: %s", exc)
             return None
 
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    # -- stays -------------------------------------------------------------------------------
+    def open_stay(self, reference: str, directory: Path) -> None:
+        """Take the stay's calibration, self-reports and mapping (stored in ``directory``)."""
+        with self._lock:
+            self._forget_patient()
+            self.stay = reference
+            self.calibration = PatientCalibration(CalibrationStore(directory), self.face,
+                                                  self.physio, face_fps=self.config.face.fps)
+            self.reports = SelfReportStore(directory)
+            self.fusion.mapping = self._saved_mapping()
+
+    def close_stay(self) -> None:
+        """Back to uncalibrated, population mapping, no stay."""
+        with self._lock:
+            self._forget_patient()
+            self.stay = None
+            self.calibration = PatientCalibration(NoStayCalibration(), self.face, self.physio,
+                                                  face_fps=self.config.face.fps)
+
+    def _forget_patient(self) -> None:
+        estimator = getattr(self.face, "estimator", None)
+        if estimator is not None:
+            estimator.set_neutral(None)
+        if self.physio is not None:
+            self.physio.estimator.baseline = None
+        self.calibration.run = None
+        self.fusion.mapping = None
+        if self.reports is not None:
+            self.reports.close()
+            self.reports = None
+
+    def moment(self) -> tuple[float | None, dict]:
+        """The fused score (before the personal mapping) and the features of this moment."""
+        with self._lock:
+            latest = self.latest
+            features = {"pain": latest.to_dict() if latest is not None else None,
+                        "modalities": dict(self._modalities)}
+            return (None if latest is None else latest.raw_score), features
+
     # -- life --------------------------------------------------------------------------------
     def start(self) -> None:
         if self.output is not None:
@@ -152,7 +224,8 @@ class PainStage:
             if part is not None:
                 part.close()
         self.output = self.buttons = None
-        self.reports.close()
+        if self.reports is not None:
+            self.reports.close()
 
     # -- commands ----------------------------------------------------------------------------
     def register(self, router: CommandRouter) -> None:
@@ -170,6 +243,8 @@ class PainStage:
     def start_calibration(self, duration_s: float | None = None) -> dict:
         duration_s = self.config.pain.calibration_s if duration_s is None else duration_s
         with self._lock:
+            if self.stay is None:
+                raise CommandRefused(f"calibration belongs to a stay; {NO_STAY}")
             try:
                 return self.calibration.start(self.clock.now_ns(), duration_s)
             except (ValueError, RuntimeError) as exc:
@@ -181,18 +256,23 @@ class PainStage:
     def self_report(self, nrs: int, source: str) -> dict:
         """Store a rating with the moment's features; refit the mapping when enough are in."""
         with self._lock:
-            latest = self.latest
-            features = {"pain": latest.to_dict() if latest is not None else None,
-                        "modalities": dict(self._modalities)}
-            fused = None if latest is None else latest.raw_score
+            if self.stay is None or self.reports is None:
+                raise CommandRefused(f"a self-report belongs to a stay; {NO_STAY}")
+            fused, features = self.moment()
             report = self.reports.add(utc_iso(), self.config.device_id, nrs, source,
                                       fused, features)
-            answer = {"report_id": report.id, "nrs": nrs, "source": source, "fused_score": fused}
-            answer.update(self._refit())
+            answer = {"report_id": report.id, "stay": self.stay, "nrs": nrs, "source": source,
+                      "fused_score": fused}
+            answer.update(self.refit())
+            for listener in self.rating_listeners:
+                answer.update(listener("nrs", fused))
         return answer
 
-    def _refit(self) -> dict:
-        pairs = [(r.fused_score, r.nrs) for r in self.reports.reports() if r.fused_score is not None]
+    def refit(self) -> dict:
+        """Refit the personal mapping on the stay's self-reports and scale scores."""
+        reports = [] if self.reports is None else self.reports.reports()
+        pairs = [(r.fused_score, r.nrs) for r in reports if r.fused_score is not None]
+        pairs += self.scale_pairs()
         p = self.config.pain
         if len(pairs) < p.min_reports:
             return {"personalised": self.fusion.mapping is not None,
@@ -201,7 +281,7 @@ class PainStage:
                                       prior_strength=p.mapping_prior, min_reports=p.min_reports)
         self.fusion.mapping = mapping
         self.calibration.save_mapping(mapping.to_dict())
-        log.info("personal mapping refitted on %d self-reports: rating = %.2f + %.2f x score",
+        log.info("personal mapping refitted on %d ratings: rating = %.2f + %.2f x score",
                  mapping.n_reports, mapping.intercept, mapping.slope)
         return {"personalised": True, "mapping": _mapping_dict(mapping)}
 
@@ -223,8 +303,20 @@ class PainStage:
         except CommandRefused as exc:
             log.warning("calibration by button refused: %s", exc)
 
+    def _button_stay(self) -> None:
+        if self.stay_button is None:
+            log.warning("stay button: no bedside workflow on this device")
+            return
+        try:
+            self.stay_button()
+        except CommandRefused as exc:
+            log.warning("stay button refused: %s", exc)
+
     def _button_report(self, nrs: int, source: str) -> None:
-        self.self_report(nrs, source)
+        try:
+            self.self_report(nrs, source)
+        except CommandRefused as exc:
+            log.warning("self-report by button refused: %s", exc)
 
     # -- the hop -----------------------------------------------------------------------------
     def update(self, t_ns: int, *, physio=None, face=None, motion_g: float | None = None,
@@ -254,6 +346,7 @@ class PainStage:
         pain_alarm = self.alarms.get(*PAIN_ALARM)
         body["alarm"] = None if pain_alarm is None else {
             "alarm_id": pain_alarm.id, "priority": pain_alarm.priority, "state": pain_alarm.state}
+        body["stay"] = self.stay
         message.update(body)
         return message
 

@@ -105,7 +105,7 @@ class SelfReportStore:
                 self._conn = None
 
 
-def _flat_features(report: SelfReport) -> dict[str, float | None]:
+def flat_features(report: SelfReport) -> dict[str, float | None]:
     """One column per number of the moment: the estimate's and each modality's features."""
     out: dict[str, float | None] = {}
     pain = report.features.get("pain") or {}
@@ -129,7 +129,7 @@ def export_labels(store: SelfReportStore, out: TextIO, fmt: str = "jsonl") -> in
             out.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
     elif fmt == "csv":
         rows = [{"id": r.id, "t": r.t, "device_id": r.device_id, "nrs": r.nrs, "source": r.source,
-                 "fused_score": r.fused_score, **_flat_features(r)} for r in reports]
+                 "fused_score": r.fused_score, **flat_features(r)} for r in reports]
         columns: list[str] = []
         for row in rows:
             columns += [k for k in row if k not in columns]

@@ -1,7 +1,7 @@
 """How the pipeline's messages reach MQTT: which wait in the outbox, which expire, which stay.
 
-- ``OUTBOX_TOPICS`` (pain estimates, alarm events, command results) are stored on disk first
-  and sent in order until acknowledged (``device/comms/outbox.py``).
+- ``OUTBOX_TOPICS`` (pain estimates, scale scores, alarm events, command results) are stored
+  on disk first and sent in order until acknowledged (``device/comms/outbox.py``).
 - ``LIVE_TOPICS`` (vitals, face) carry an MQTT 5 message expiry and are not sent while the
   link is down: a stale heart rate is worth nothing.
 - ``STATE_TOPICS`` (the active alarms, health) are retained; the latest of each is published
@@ -38,7 +38,7 @@ from device.processing.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
-OUTBOX_TOPICS = frozenset({"pain", "alarm", "cmd/result"})
+OUTBOX_TOPICS = frozenset({"pain", "scale", "alarm", "cmd/result"})
 LIVE_TOPICS = frozenset({"vitals", "face"})
 STATE_TOPICS = frozenset({"alarms", "health"})
 ALARMS_SCHEMA = "painmon.alarms/1"
@@ -167,7 +167,7 @@ class MqttOutput:
         message["active"] = [
             {k: v for k, v in a.to_dict().items()
              if k in ("alarm_id", "kind", "source", "category", "priority", "state", "message",
-                      "raised_t")}
+                      "raised_t", "stay")}
             for a in book.active()]
         message["loudest"] = book.loudest()
         self("alarms", message)

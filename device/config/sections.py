@@ -230,6 +230,9 @@ class ButtonsConfig(BaseModel):
     report_pin: int | None = Field(
         None, ge=0, le=53, description="GPIO (BCM) of the self-report button (N presses: NRS N; "
         "hold: NRS 0); none: no button.")
+    stay_pin: int | None = Field(
+        None, ge=0, le=53, description="GPIO (BCM) of the stay button (hold: admit a patient under "
+        "a generated reference when nobody is admitted, else discharge); none: no button.")
     pull_up: bool = Field(True, description="Buttons connect the pin to ground (internal pull-up).")
     hold_s: float = Field(3.0, ge=0.5, le=30, strict=False, description="Long-press time.")
     report_window_s: float = Field(
@@ -243,6 +246,8 @@ class ButtonsConfig(BaseModel):
         if self.acknowledge_pin is not None and self.acknowledge_pin == self.report_pin:
             raise KeyedValueError("report_pin", f"is the same GPIO as buttons.acknowledge_pin "
                                   f"({self.report_pin})")
+        if self.stay_pin is not None and self.stay_pin in (self.acknowledge_pin, self.report_pin):
+            raise KeyedValueError("stay_pin", f"is the same GPIO as another button ({self.stay_pin})")
         return self
 
 
@@ -257,6 +262,46 @@ class RecordingConfig(BaseModel):
     rotate_min: float = Field(
         10.0, gt=0, le=1440, strict=False,
         description="Minutes per file; a power cut loses at most the open file's tail.")
+
+
+ROUTES = ("iv", "im", "sc", "oral", "sublingual", "intranasal", "rectal", "transdermal",
+          "epidural", "other")
+
+
+def _minutes(default: float, route: str):
+    return Field(default, gt=0, le=1440, strict=False,
+                 description=f"{route}: minutes from a dose to its reassessment.")
+
+
+class ReassessConfig(BaseModel):
+    """Minutes from an analgesic dose to its reassessment, per route (when the effect is
+    expected to be seen: parenteral routes sooner, enteral later)."""
+
+    model_config = _STRICT
+
+    iv: float = _minutes(30.0, "Intravenous")
+    im: float = _minutes(60.0, "Intramuscular")
+    sc: float = _minutes(60.0, "Subcutaneous")
+    oral: float = _minutes(60.0, "By mouth")
+    sublingual: float = _minutes(30.0, "Under the tongue")
+    intranasal: float = _minutes(30.0, "Nasal spray")
+    rectal: float = _minutes(60.0, "Rectal")
+    transdermal: float = _minutes(60.0, "Patch")
+    epidural: float = _minutes(30.0, "Epidural")
+    other: float = _minutes(60.0, "Any other route, and a dose given without a route")
+
+    def minutes(self, route: str | None) -> float:
+        return float(getattr(self, route or "other"))
+
+
+class CareConfig(BaseModel):
+    model_config = _STRICT
+
+    retention_days: float = Field(
+        30.0, ge=0, le=3650, strict=False,
+        description="A discharged stay is kept this long for export, then deleted.")
+    reassess_min: ReassessConfig = Field(default_factory=ReassessConfig,
+                                         description="Reassessment after analgesia, by route.")
 
 
 class PainmonConfig(BaseModel):
@@ -285,6 +330,8 @@ class PainmonConfig(BaseModel):
     buttons: ButtonsConfig = Field(default_factory=ButtonsConfig, description="GPIO buttons.")
     recording: RecordingConfig = Field(default_factory=RecordingConfig,
                                        description="Raw signal and event recording.")
+    care: CareConfig = Field(default_factory=CareConfig,
+                             description="Stays, observational scales, analgesia follow-up.")
 
     @field_validator("state_dir")
     @classmethod

@@ -45,6 +45,7 @@ class Alarm:
     acknowledged_t: str | None = None
     acknowledged_by: str | None = None
     cleared_t: str | None = None
+    stay: str | None = None  # the stay's pseudonymous reference when raised, if one was open
 
     @property
     def active(self) -> bool:
@@ -66,6 +67,7 @@ class AlarmBook:
         self.id_prefix = id_prefix
         self.listeners: list[Listener] = []
         self.history: list[Alarm] = []  # cleared alarms, newest last, bounded
+        self.stay: str | None = None  # set by the care side: new alarms carry it
         self._active: dict[tuple[str, str], Alarm] = {}
         self._counter = itertools.count(1)
         self._lock = threading.RLock()
@@ -84,7 +86,7 @@ class AlarmBook:
                 return existing
             alarm = Alarm(f"{self.id_prefix}{next(self._counter)}", kind, source, category,
                           priority, message, "raised", self.clock.now_ns(), utc_iso(),
-                          escalate_after_s)
+                          escalate_after_s, stay=self.stay)
             self._active[(kind, source)] = alarm
         self._emit("raised", alarm)
         return alarm

@@ -4,7 +4,10 @@ From a recording folder (EDF+ segments and their event sidecars) it draws, on on
 the raw signals (min/max envelope per pixel column, so a night still shows every artefact),
 the vitals, the pain estimate over its level bands (models.pain.LEVEL_EDGES) with the
 modality scores, and the events: alarms (raised to cleared), self-reports (NRS on the pain
-axis), calibrations and acquisition gaps. Matplotlib only (the ``report`` extra), no display.
+axis), calibrations and acquisition gaps; and the bedside (``bedside_events``): stays, PAINAD and
+CPOT scores, doses with the estimate before and after each. ``stay`` limits the drawing to the
+part of the session where the estimates carry that stay's reference. Matplotlib only (the
+``report`` extra), no display.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from models.pain import LEVEL_EDGES, LEVELS
 
+from device.recording.bedside_events import draw_bedside, stay_span_s, stays_in
 from device.recording.readers import Recording, open_recording
 
 SIGNAL_ROWS = (("PPG", ("ppg_green", "ppg_ir", "ppg_red")), ("ECG", ("ecg",)),
@@ -74,8 +78,8 @@ def scored(pick):
     return pick_scored
 
 
-def render_report(path: str | Path, out: str | Path) -> Path:
-    """Draw the session at ``path`` into ``out`` (.png or .pdf); returns ``out``."""
+def render_report(path: str | Path, out: str | Path, stay: str | None = None) -> Path:
+    """Draw the session at ``path`` (one stay of it) into ``out`` (.png or .pdf)."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".pdf"):
         raise ValueError(f"--out must end in .png or .pdf, got {out.name!r}")
@@ -83,6 +87,7 @@ def render_report(path: str | Path, out: str | Path) -> Path:
     if recording.source != "painmon":
         raise ValueError(f"{path}: a report needs a painmon recording (EDF+ and sidecar), "
                          f"this is {recording.source}")
+    span = None if stay is None else stay_span_s(recording, stay)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,8 +122,8 @@ def render_report(path: str | Path, out: str | Path) -> Path:
         ax_pain.axhspan(lo, hi, color=colour, zorder=0)
         ax_pain.text(1.002, (lo + hi) / 2, level, transform=ax_pain.get_yaxis_transform(),
                      fontsize=7, va="center")
-    ax_pain.plot(*_values(recording.messages("pain"), t0, _get("score")), color="black",
-                 linewidth=1.5, label="pain")
+    pain_t_s, pain = _values(recording.messages("pain"), t0, _get("score"))
+    ax_pain.plot(pain_t_s, pain, color="black", linewidth=1.5, label="pain")
     ax_pain.plot(*_values(vitals, t0, _get("physio", "score")), color="#00897b",
                  linewidth=0.8, label="physio")
     ax_pain.plot(*_values(recording.messages("face"), t0, scored(_get("score"))), color="#f57c00",
@@ -127,17 +132,22 @@ def render_report(path: str | Path, out: str | Path) -> Path:
     if reports:
         ax_pain.scatter(*_values(reports, t0, _get("request", "nrs")), marker="D",
                         color="#d81b60", zorder=5, label="self-report")
+    draw_bedside(ax_pain, ax_events, recording, pain_t_s, pain)
     ax_pain.set_ylim(0, 10)
     ax_pain.set_ylabel("pain\n0-10")
     ax_pain.legend(loc="upper left", fontsize=7, ncol=4)
 
     _draw_events(ax_events, recording, t0)
     axes[-1].set_xlabel("time since recording start [s]")
+    if span is not None:
+        axes[-1].set_xlim(span[0] - 5.0, span[1] + 5.0)
+    stays = [stay] if stay else stays_in(recording)
     first = recording.events[0]["message"] if recording.events else {}
     synced = "synced" if first.get("t_synced") else "NOT synced (no NTP yet)"
     fig.suptitle(f"painmon session {recording.name}: {first.get('device_id', '')}, "
                  f"start {first.get('wall_start', '?')} (wall clock {synced}), "
-                 f"{recording.duration_s / 60:.1f} min", fontsize=10)
+                 f"{recording.duration_s / 60:.1f} min"
+                 + (f", stay {', '.join(stays)}" if stays else ", no stay"), fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

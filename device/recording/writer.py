@@ -42,9 +42,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EVENT_TOPICS_FSYNC_AT_ONCE = frozenset({"alarm", "self_report", "calibration", "recording",
-                                        "command"})
-#: Commands recorded under a topic of their own (the rest as "command").
-COMMAND_TOPICS = {"self_report": "self_report", "calibrate": "calibration"}
+                                        "command", "stay", "scale", "analgesia"})
+#: Commands recorded under a topic of their own (the rest as "command"; the scale scores are
+#: recorded as the device publishes them, on "scale").
+COMMAND_TOPICS = {"self_report": "self_report", "calibrate": "calibration", "admit": "stay",
+                  "discharge": "stay", "analgesia": "analgesia"}
 #: Physical range stored per unit (EDF+ keeps 16-bit samples scaled to this range).
 UNIT_RANGES = {"counts": (0.0, float(FULL_SCALE_COUNTS)), "g": (-16.0, 16.0), "mV": (-10.0, 10.0),
                "uS": (0.0, 100.0), "V": (-6.144, 6.144)}
@@ -53,7 +55,7 @@ FALLBACK_RANGE = (-32768.0, 32767.0)
 #: annotations in the data records in order, ANNOTATION_SIGNALS per record, and drops what
 #: does not fit: vitals and pain each hop, plus bursts of alarms and commands, fit in 6.
 EDF_ANNOTATED_TOPICS = frozenset({"vitals", "pain", "alarm", "self_report", "calibration",
-                                  "command"})
+                                  "command", "stay", "scale", "analgesia"})
 ANNOTATION_SIGNALS = 6
 EDF_ANNOTATION_MAX = 40  # edflib's limit on an annotation's text
 T0_PREFIX = "painmon t0_ns="
@@ -73,9 +75,10 @@ def summary(topic: str, message: dict) -> str:
         text = f"vitals hr {f(hr.get('ppg'), '.0f')}/{f(hr.get('ecg'), '.0f')} eda {f(message.get('eda_us'), '.2f')}"
     elif topic == "alarm":
         text = f"alarm {message.get('event')} {message.get('kind')} {message.get('source')}"
-    elif topic in ("self_report", "calibration", "command"):
+    elif topic in ("self_report", "calibration", "command", "stay", "analgesia"):
         req = message.get("request") or {}
-        detail = req.get("nrs", req.get("action", req.get("duration_s", "")))
+        detail = req.get("nrs", req.get("action", req.get("duration_s", req.get(
+            "reference", req.get("route", "")))))
         text = f"{message.get('command')} {detail} {'ok' if message.get('ok') else 'refused'}"
     elif "score" in message:
         text = f"{topic} {f(message.get('score'), '.1f')} {message.get('level') or ''}".strip()
@@ -295,6 +298,18 @@ class Recorder:
                 return
             self._flush_records(final=True)
             self._close_segment()
+
+    def move_to(self, directory: str | os.PathLike) -> None:
+        """Record into ``directory`` from now on (a new session there when recording): each
+        stay's recordings live, and are deleted, with the stay."""
+        directory = Path(directory)
+        if directory == self.directory:
+            return
+        recording = self.active
+        self.stop()
+        self.directory = directory
+        if recording:
+            self.start()
 
     # -- inputs ------------------------------------------------------------------------------
     def on_message(self, topic: str, message: dict) -> None:

@@ -8,6 +8,10 @@ keyframe, reached again at ``loop_s + t_first``, so a looping demo has no jump.
 
     Scenario([(0, State(hr_bpm=62)), (30, {"arousal": 0.8}), (60, {"arousal": 0.1})], loop_s=90)
 
+``care`` lists what the staff do at the bedside during the first loop, as
+``(t_s, command, payload)``: the demo sends each to the device's command router when its time
+comes (an admission, a calibration at rest, a dose and its reassessment).
+
 ``SeededTimeline`` holds the random side of the timeline (noise, onset schedules) as pure
 functions of (seed, time), made lazily in ``CHUNK_S`` chunks.
 """
@@ -90,7 +94,13 @@ _FIELD_NAMES = frozenset(f.name for f in fields(State))
 class Scenario:
     """Keyframed states, linearly interpolated (flags step), optionally looping."""
 
-    def __init__(self, keyframes, loop_s: float | None = None) -> None:
+    def __init__(self, keyframes, loop_s: float | None = None,
+                 care: tuple[tuple[float, str, dict], ...] = ()) -> None:
+        for i, event in enumerate(care):
+            if not (len(event) == 3 and math.isfinite(float(event[0])) and isinstance(event[1], str)
+                    and isinstance(event[2], Mapping)):
+                raise ValueError(f"care event {i} must be (t_s, command, payload dict), got {event!r}")
+        self.care = tuple(sorted(care, key=lambda e: float(e[0])))
         keyframes = list(keyframes)
         if not keyframes:
             raise ValueError("Scenario needs at least one keyframe")
@@ -179,7 +189,9 @@ class Scenario:
 
     @classmethod
     def demo(cls) -> Scenario:
-        """Three minutes, looping: rest, a walk, an arousal (pain) episode with SCRs, rest."""
+        """Three minutes, looping: rest, a walk, an arousal (pain) episode with SCRs, rest.
+        At the bedside: an admission at once, a calibration at rest after the walk, an opioid
+        dose at the height of the pain and a nurse's PAINAD reassessment once it has eased."""
         rest = State(hr_bpm=66, hrv_ms=50, resp_rate_bpm=13, arousal=0.05)
         return cls(
             [
@@ -194,6 +206,14 @@ class Scenario:
                 (150.0, {"arousal": 0.1, "pain": 0.0, "resp_rate_bpm": 13}),
             ],
             loop_s=180.0,
+            care=(
+                (0.0, "admit", {"reference": "demo-0001", "bed": "demo"}),
+                (60.0, "calibrate", {"duration_s": 30}),
+                (100.0, "analgesia", {"route": "iv", "drug_class": "opioid"}),
+                (165.0, "painad", {"breathing": 0, "negative_vocalization": 0,
+                                   "facial_expression": 1, "body_language": 0,
+                                   "consolability": 0}),
+            ),
         )
 
 

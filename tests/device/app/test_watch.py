@@ -37,9 +37,14 @@ def test_fleet_view_keeps_the_latest_per_device():
         view.update(topic, json.dumps(body).encode())
     assert view.update("painmon/bed-a/pain", b"not json") is None
     line = view.update("painmon/bed-a/pain", json.dumps(
-        {"score": 6.0, "level": "moderate", "confidence": 0.7, "late": True}).encode())
-    assert line == "bed-a pain 6.0 moderate confidence 0.70 (late)"
+        {"score": 6.0, "level": "moderate", "confidence": 0.7, "late": True,
+         "stay": "enc-17"}).encode())
+    assert line == "bed-a pain 6.0 moderate confidence 0.70 stay enc-17 (late)"
+    scale = view.update("painmon/bed-a/scale", json.dumps(
+        {"scale": "cpot", "total": 5, "max_total": 8, "stay": "enc-17", "estimate": 5.9}).encode())
+    assert scale == "bed-a scale cpot 5/8 stay enc-17 (estimate 5.9)"
     table = view.render().splitlines()
+    assert "enc-17" in table[2] and " -- " in table[3]  # bed-b: nobody admitted
     assert len(table) == 4 and table[2].startswith("bed-a") and table[3].startswith("bed-b")
     assert "6.0" in table[2] and "88" in table[2] and "pain_high/pain high" in table[2]
     assert "adc missing" in table[2]
@@ -65,7 +70,7 @@ def test_watch_command_against_a_broker(mosquitto):
     assert "bed-w2 vitals HR 58/-- bpm EDA 3.25 uS" in out
     assert "bed-w1 alarms pain_high/pain high" in out
     table = [line for line in out.splitlines() if line.startswith("bed-w")][-2:]
-    assert table[0].split()[:3] == ["bed-w1", "online", "7.2"]
+    assert table[0].split()[:4] == ["bed-w1", "online", "--", "7.2"]  # no stay: --
     one = subprocess.run([sys.executable, "-m", "device.cli", "watch", "--broker", broker,
                           "--device", "bed-w2", "--lines", "--seconds", "1.5"], cwd=REPO,
                          capture_output=True, text=True, timeout=60, check=False)

@@ -1,5 +1,6 @@
-"""The pain estimate in the running pipeline: the pain topic, calibration surviving a restart,
-a local alarm with no network at all, and a device left with one sensor."""
+"""The pain estimate in the running pipeline: the pain topic, a stay (its calibration and its
+pending reassessment) surviving a restart, a local alarm with no network at all, and a device
+left with one sensor."""
 
 from __future__ import annotations
 
@@ -58,13 +59,20 @@ def test_pain_topic_once_per_hop_with_its_schema(tmp_path):
     # the face is switched off and the physio model is still warming up: no score, and said so
     assert "face_missing" in m["flags"]
     assert m["personalised"] is False and m["calibrated"] is False
-    assert set(monitor.commands.commands) >= {"calibrate", "self_report", "acknowledge"}
+    assert set(monitor.commands.commands) >= {"calibrate", "self_report", "acknowledge",
+                                              "admit", "discharge", "painad", "cpot", "analgesia"}
+    assert m["stay"] is None  # no admission: no stay, and no personal data taken
+    refused = monitor.commands.handle("calibrate", b'{"duration_s": 30}')
+    assert not refused["ok"] and "admit" in refused["reason"]
 
 
-def test_calibration_survives_a_restart(tmp_path):
-    config = make_config(tmp_path)
+def test_stay_calibration_and_pending_reassessment_survive_a_restart(tmp_path):
+    # A dose by mouth is reassessed 0.1 min (6 s) later here, so the restart test stays short.
+    config = make_config(tmp_path, care={"reassess_min": default_config().care.reassess_min
+                                         .model_copy(update={"oral": 0.1})})
     monitor = build_monitor(config, ScaledClock(1.0), [])
     pipeline = monitor.pipeline
+    assert monitor.commands.handle("admit", b'{"reference": "enc-4711", "bed": "3B"}')["ok"]
     pipeline.run(4.0)  # the signals flowing before the patient is asked to rest
     answer = monitor.commands.handle("calibrate", b'{"duration_s": 30}')
     assert answer["ok"] and answer["result"]["state"] == "running"
@@ -79,23 +87,38 @@ def test_calibration_survives_a_restart(tmp_path):
                 break
             pipeline.run(3.0)
         pipeline.run(1.0)
+        # a dose just before the restart: its reassessment falls due after the restart
+        dose = monitor.commands.handle("analgesia", b'{"route": "oral", "drug_class": "paracetamol"}')
     finally:
         pipeline.stop()
+    assert dose["ok"] and dose["result"]["reassess_after_min"] == 0.1
     last = [m for t, m in seen if t == "pain"][-1]
     assert last["calibration"]["last"]["physio"] == "ok", last["calibration"]
     assert last["calibration"]["calibrated"]["physio"] is True
-    stored = json.loads((tmp_path / "calibration.json").read_text())
+    assert last["stay"] == "enc-4711"
+    stay_dir = tmp_path / "stays" / "1"
+    stored = json.loads((stay_dir / "calibration.json").read_text())
     assert stored["schema"] == "painmon.calibration/1"
     centers = stored["physio"]["centers"]
     assert 50 < centers["hr_bpm"] < 90 and centers["eda_tonic_us"] > 0.5
-    assert not list(tmp_path.glob(".calibration.json.*"))  # no temp file left behind
+    assert not list(stay_dir.glob(".calibration.json.*"))  # no temp file left behind
+    assert not (tmp_path / "calibration.json").exists()  # nothing personal outside the stay
 
     restarted_monitor = build_monitor(config, ScaledClock(1.0), [])
     restarted = restarted_monitor.pipeline
+    notices = []
+    restarted.alarms.listeners.append(lambda e, a: notices.append((e, a.kind, a.stay)))
     try:
+        assert restarted_monitor.bedside.stay.reference == "enc-4711"
         baseline = restarted.physio.estimator.baseline
         assert baseline is not None and baseline.centers["hr_bpm"] == pytest.approx(centers["hr_bpm"])
-        assert restarted.pain.calibration.calibrated["physio"] is True
+        assert restarted_monitor.pain.calibration.calibrated["physio"] is True
+        assert len(restarted_monitor.bedside._pending) == 1
+        restarted.run(8.0)
+        assert ("raised", "reassessment_due", "enc-4711") in notices
+        rating = restarted_monitor.commands.handle("self_report", b'{"nrs": 2, "source": "nurse"}')
+        assert rating["ok"] and rating["result"]["reassessed"][0]["dose_id"] == dose["result"]["dose_id"]
+        assert notices[-1] == ("cleared", "reassessment_due", "enc-4711")
     finally:
         restarted.stop()
 

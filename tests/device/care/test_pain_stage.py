@@ -12,6 +12,7 @@ from gpiozero.pins.mock import MockFactory
 from models.modality import ModalityEstimate
 from sensors.clock import SteppedClock
 
+from device.care.bedside import Bedside
 from device.care.buttons import Buttons
 from device.care.indicators import AlarmOutput, buzzer_pattern, led_pattern
 from device.care.pain import PAIN_ALARM, PainStage
@@ -48,11 +49,16 @@ def physio(score):
     return ModalityEstimate("physio", score, 0.9, 0.9, {"arousal_probability": score / 10})
 
 
-def stage_for(cfg, clock, factory):
+def stage_for(cfg, clock, factory, admit="t-0001"):
+    """A pain stage with its bedside; a patient admitted (a stay left open continues)."""
     book = AlarmBook(clock)
     router = CommandRouter(clock, rate_per_s=100, burst=100)
     stage = PainStage(cfg, clock, alarms=book, pin_factory=factory)
     stage.register(router)
+    bedside = Bedside(cfg, clock, pain=stage, alarms=book)
+    bedside.register(router)
+    if admit and bedside.stay is None:
+        bedside.admit(admit)
     stage.start()
     stage.output.close()  # the ticker thread: these tests render by hand on a stepped clock
     stage.output = AlarmOutput.from_config(book, clock, cfg.alarm, factory)
@@ -211,6 +217,7 @@ def test_self_reports_refit_persist_and_export(tmp_path, factory, capsys):
     assert cli_main(["export-labels", "--config", str(toml), "--out", str(out), "--format", "csv"]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [int(r["nrs"]) for r in rows] == [3, 6, 7, 9]
+    assert {r["stay"] for r in rows} == {"t-0001"}
     assert {r["source"] for r in rows} == {"nurse"}
     assert float(rows[1]["fused_score"]) == pytest.approx(3.0)
     assert float(rows[1]["face_au4"]) == pytest.approx(1.5)  # the moment's features came along

@@ -124,7 +124,11 @@ def test_everything_the_device_publishes_validates(mosquitto, mqtt_probe, tmp_pa
         sender = probe._client
         requests = {"ping": b'{"request_id": "r1", "echo": "hi"}', "nope": b"{}",
                     "self_report": b'{"nrs": 4}', "acknowledge": b'{"alarm_id": "all"}',
-                    "calibrate": b'{"duration_s": 1}', "record": b"not json"}
+                    "calibrate": b'{"duration_s": 1}', "record": b"not json",
+                    "admit": b'{"reference": "api-1"}', "analgesia": b'{"route": "iv"}',
+                    "painad": json.dumps(dict.fromkeys(
+                        ("breathing", "negative_vocalization", "facial_expression",
+                         "body_language", "consolability"), 1)).encode()}
         for name, payload in requests.items():
             sender.publish(f"painmon/{device_id}/cmd/{name}", payload, qos=1)
         wait_until(lambda: sum(m.topic.endswith("/cmd/result") for m in probe.messages)
@@ -148,6 +152,7 @@ def test_everything_the_device_publishes_validates(mosquitto, mqtt_probe, tmp_pa
     assert checked["painmon.vitals/1"] >= 8
     assert checked["painmon.alarm/1"] >= 3  # raised, acknowledged, cleared
     assert checked["painmon.command_result/1"] == len(requests)
+    assert checked["painmon.scale/1"] == 1  # the painad score, through the outbox
     props = next(m for m in probe.messages if m.topic.endswith("/vitals")).properties
     assert props.ContentType == "application/json"
     assert dict(props.UserProperty)["schema"] == "painmon.vitals/1"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.device.comms.test_mqtt_security import DEVICE, PASSWORD, STATION_PASSWORD, pki, secured  # noqa: F401
 from tests.device.station.conftest import wait_for
 from tests.device.station.test_ingest import device
-from tests.device.comms.test_mqtt_security import DEVICE, PASSWORD, STATION_PASSWORD, pki, secured  # noqa: F401
 from tools.bench.ward_sim import SimulatedBed
 
 from device.config import MqttConfig
