@@ -238,7 +238,8 @@ def with_broker(config: PainmonConfig, broker: str | None, stack: ExitStack,
 
 def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: float = 1.0,
              config_path: str | None = None, camera: str | None = None,
-             out: TextIO = sys.stdout, quiet: bool = False, record: str | None = None) -> int:
+             out: TextIO = sys.stdout, quiet: bool = False, record: str | None = None,
+             faults: list | None = None) -> int:
     """The emulated board through the real drivers and signal path, published over MQTT."""
     config = (load_config(config_path) if config_path
               else _demo_wiring(_demo_pain(default_config())))
@@ -259,6 +260,10 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
                             face_calibrate_frames=round(DEMO_FACE_CALIBRATION_S * config.face.fps))
         stack.callback(mqtt_output(config, link, pipeline).stop)
         simulator = pipeline.board.emulated.simulator
+        if faults:
+            from device.demo_faults import schedule_faults
+
+            schedule_faults(pipeline.board.emulated, faults)
         # The photo's face grimaces with the scenario's pain (none in the calibration seconds).
         face_follows_scenario(pipeline.face, simulator.scenario)
         recorder = attach_recorder(config, pipeline, record)
