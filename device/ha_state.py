@@ -27,7 +27,9 @@ DISCRETE_KEYS = ("level", "pain_alarm", "alarm", "problems")
 
 
 def _rounded(value, digits: int):
-    return None if value is None else round(float(value), digits)
+    if value is None:
+        return None
+    return round(float(value)) if digits == 0 else round(float(value), digits)
 
 
 def _percent(value):

@@ -52,10 +52,20 @@ class Entity:
     options: tuple[tuple[str, object], ...] = ()
 
 
+#: What a family can put right themselves (a sensor slipped off) is shown with the readings;
+#: the rest (a chip or the camera gone) needs service and sits with the diagnostics.
+CONTACT_KINDS = ("finger_off", "lead_off", "gsr_open")
+
+
 def _problem(key: str) -> Entity:
+    category = () if key in CONTACT_KINDS else (("entity_category", "diagnostic"),)
+    # The alarm's message as the "reason" attribute: an automation can say what slipped.
     return Entity("binary_sensor", key, PROBLEM_NAMES[key], (
-        ("device_class", "problem"), ("entity_category", "diagnostic"),
-        ("value_template", f"{{{{ 'ON' if value_json.problems.{key} else 'OFF' }}}}")))
+        ("device_class", "problem"), *category,
+        ("value_template", f"{{{{ 'ON' if value_json.problems.{key} else 'OFF' }}}}"),
+        ("json_attributes_topic", HA_SUBTOPIC),
+        ("json_attributes_template",
+         f"{{{{ {{'reason': value_json.problems.{key}}} | tojson }}}}")))
 
 
 ENTITIES = (
@@ -124,7 +134,7 @@ def discovery_config(*, device_id: str, base_topic: str, sw_version: str = "",
                      "unique_id": f"painmon_{device_id}_{entity.key}",
                      "default_entity_id": default_entity_id(device_id, entity), "qos": 1}
         for key, value in entity.options:
-            if key == "command_topic":
+            if key in ("command_topic", "json_attributes_topic"):
                 value = f"{base_topic}/{value}"
             elif key == "payload_press":
                 value = json.dumps(value, separators=(",", ":"))

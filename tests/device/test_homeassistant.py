@@ -181,9 +181,12 @@ def test_templates_read_the_state_they_point_at():
                 for key, c in config_for()["components"].items() if "value_template" in c}
     assert rendered["pain_score"] == "2.0" and rendered["pain_level"] == "mild"
     assert rendered["pain_confidence"] == "73" and rendered["signal_quality"] == "75"
-    assert rendered["heart_rate"] == "71.0" and rendered["eda"] == "3.21"
+    assert rendered["heart_rate"] == "71" and rendered["eda"] == "3.21"
     assert rendered["pain_alarm"] == "ON" and rendered["alarm"] == "ON"
     assert rendered["lead_off"] == "ON" and rendered["finger_off"] == "OFF"
+    reason = config_for()["components"]["lead_off"]["json_attributes_template"]
+    env.filters["tojson"] = json.dumps  # Home Assistant's, for plain values
+    assert json.loads(env.from_string(reason).render(value_json=sent[-1])) == {"reason": "LA off"}
     availability = config_for()["availability"][0]["value_template"]
     assert env.from_string(availability).render(value_json={"state": "online"}) == "online"
 
