@@ -160,7 +160,8 @@ def check(args) -> dict:
     print(f"ok   onboarded; MQTT integration added ({entry['title']})", flush=True)
 
     alarms = AlarmTopic(host, int(port))
-    demo_log = open(Path(os.environ.get("STATE_DIRECTORY", "/tmp")).parent / "demo.log", "w")
+    demo_log = open(  # noqa: SIM115 - the demo writes to it until the finally below
+        Path(os.environ.get("STATE_DIRECTORY", "/tmp")).parent / "demo.log", "w")
     demo = subprocess.Popen(
         [sys.executable, "-m", "device.cli", "demo", "--broker", args.broker,
          "--speed", str(args.speed),  # until stopped below

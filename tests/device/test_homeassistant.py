@@ -12,8 +12,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from device import schemas
-from device.delivery import MqttOutput
 from device.config import ConfigError, load_config
+from device.delivery import MqttOutput
 from device.ha_state import HomeAssistantState
 from device.health import PRIORITY as TECHNICAL_PRIORITY
 from device.homeassistant import REQUIRED_KEYS, discovery_config, discovery_messages
@@ -155,7 +155,7 @@ def test_home_assistant_state_is_paced_and_discrete_changes_go_at_once():
 
 
 def test_on_change_mode_and_late_replays():
-    state, now, sent = ha_state(every_s=0.0)
+    state, _, sent = ha_state(every_s=0.0)
     state.observe("vitals", VITALS)
     state.observe("vitals", {**VITALS, "eda_us": 3.2139})  # rounds the same: no change
     state.observe("vitals", {**VITALS, "eda_us": 3.5})
