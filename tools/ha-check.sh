@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-# The newest release for the root's Python 3.13 (2026.3 needs Python 3.14); pinned so that a
-# new release is a deliberate change, checked by this script first.
+# The newest release pip offers for the root's Python 3.13; pinned so that a new release is a
+# deliberate change, checked by this script first.
 HA_VERSION=2026.2.3
 venv=/opt/homeassistant
 python=${PAINMON_PYTHON:-}
