@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Home Assistant as the test: a real Home Assistant discovers the demo device over MQTT.
-#   bash tools/ha-check.sh [--screenshot FILE.png]
+#   bash tools/ha-check.sh [--speed X] [--screenshot FILE.png]
+# (--screenshot needs Playwright in the venv and Debian's chromium.)
 # Builds (once) a Debian trixie root (tools/rootfs.sh --arch amd64, Python 3.13) and installs
 # Home Assistant $HA_VERSION in a venv inside it (once), starts it on a loopback port with a
 # fresh configuration, onboards it and adds the MQTT integration through its HTTP API, starts a
@@ -14,8 +15,12 @@ repo=$PWD
 # deliberate change, checked by this script first.
 HA_VERSION=2026.2.3
 venv=/opt/homeassistant
+# painmon's side (the demo, the check's REST and MQTT clients) runs from the checkout's .venv.
 python=${PAINMON_PYTHON:-}
-[ -n "$python" ] || { [ -x .venv/bin/python ] && python=.venv/bin/python || python=python3; }
+if [ -z "$python" ]; then
+  [ -x .venv/bin/python ] || tools/setup.sh demo >&2
+  python=.venv/bin/python
+fi
 [ "$(id -u)" = 0 ] || { echo "ha-check.sh: needs root (chroot, mounts)" >&2; exit 1; }
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >&2; }

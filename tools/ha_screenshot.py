@@ -21,6 +21,8 @@ VIEWPORT = {"width": 1280, "height": 1560}  # the whole device page: readings to
 def device_page(base: str, ha, device_id: str, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
+    if not Path(CHROMIUM).exists():
+        raise FileNotFoundError(f"{CHROMIUM} not found: apt-get install chromium")
     tokens = {"access_token": ha.token, "refresh_token": ha.refresh_token,
               "token_type": "Bearer", "expires_in": 1800, "hassUrl": base,
               "clientId": ha.client_id, "expires": int(time.time() * 1000) + 1800 * 1000}
