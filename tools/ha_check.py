@@ -5,7 +5,7 @@ step), adds the MQTT integration through its config flow, runs ``painmon demo`` 
 broker with a finger-off fault, and checks over the REST API that:
 
 - the painmon device exists with every entity, under the entity ids painmon suggests;
-- states update (the pain confidence and heart rate change);
+- states update (two of the measurements change);
 - the finger-off problem entity turns on during the fault and off after it;
 - pressing the acknowledge button acknowledges the raised alarm on the device (seen on
   painmon's own ``alarm`` topic);
