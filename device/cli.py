@@ -73,9 +73,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.config and _load(args.config) is None:
         return EXIT_BAD_INPUT
+    from device.app.demo_faults import parse_fault
+
+    try:
+        faults = [parse_fault(text) for text in args.fault]
+    except ValueError as exc:
+        print(f"painmon demo: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         return run_demo(seconds=args.seconds, broker=args.broker, speed=args.speed,
-                        config_path=args.config, camera=args.camera, record=args.record)
+                        config_path=args.config, camera=args.camera, record=args.record,
+                        faults=faults)
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -285,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "video file, an image folder or a GStreamer pipeline (default: a demo photo)")
     p.add_argument("--record", metavar="DIR", help="record the raw signals (EDF+) and every "
                    "event into DIR (see painmon replay, painmon report)")
+    p.add_argument("--fault", metavar="KIND@START[-END]", action="append", default=[],
+                   help="take a sensor off the emulated subject from START to END seconds of "
+                   "demo time: finger_off, lead_off or gsr_open (repeatable)")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("run", help="run the device (the systemd service runs this)",

@@ -40,7 +40,8 @@ def mqtt_output(monitor: Monitor, link: MqttLink) -> MqttOutput:
     """The monitor published over ``link``: outbox, live topics, commands, alarms, discovery
     (``device.comms.delivery``). Call ``.stop()`` on the result before the link stops."""
     output = MqttOutput(monitor.config, link, monitor.envelope, alarms=monitor.alarms,
-                        commands=monitor.commands, models=monitor_models(monitor.config))
+                        commands=monitor.commands, clock=monitor.clock,
+                        models=monitor_models(monitor.config))
     monitor.pipeline.add_output(output.start())
     return output
 

@@ -6,6 +6,7 @@
   link is down: a stale heart rate is worth nothing.
 - ``STATE_TOPICS`` (the active alarms, health) are retained; the latest of each is published
   again after every reconnect, as are the status and the Home Assistant discovery configs.
+- ``ha`` is the state Home Assistant reads, at its own pace (``device/comms/ha_state.py``).
 
 Commands arrive on ``cmd/<name>`` and are answered by the device's ``CommandRouter`` on a
 thread of their own (a slow handler must not stall paho's network thread); each result goes
@@ -26,7 +27,10 @@ from typing import Any
 
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from device.comms.homeassistant import discovery_messages, is_birth
+from sensors.clock import Clock, MonotonicClock
+
+from device.comms.ha_state import HomeAssistantState
+from device.comms.homeassistant import HA_SUBTOPIC, discovery_messages, is_birth
 from device.comms.link import MqttLink
 from device.comms.outbox import Outbox, OutboxSender, outbox_path
 from device.comms.senml import CONTENT_TYPE as SENML_CONTENT_TYPE
@@ -69,8 +73,9 @@ class MqttOutput:
 
     def __init__(self, config: PainmonConfig, link: MqttLink, envelope: Envelope, *,
                  alarms: AlarmBook | None = None, commands: CommandRouter | None = None,
-                 models: str = "") -> None:
+                 clock: Clock | None = None, models: str = "") -> None:
         self.config = config
+        self.clock = clock or MonotonicClock()  # the monitor's: paces Home Assistant's state
         self.envelope = envelope
         self.alarms = alarms
         self.commands = commands
@@ -89,6 +94,7 @@ class MqttOutput:
         self._status_published_s = 0.0
         self._commands: queue.Queue = queue.Queue(COMMAND_QUEUE)
         self._command_thread: threading.Thread | None = None
+        self.ha_state: HomeAssistantState | None = None
         link.status_fields = self.status_fields
         link.connect_listeners.append(self._on_connect)
         if self.mqtt.ha_discovery:
@@ -101,6 +107,10 @@ class MqttOutput:
     def start(self) -> MqttOutput:
         """Send the outbox; serve the commands and publish the active alarms as retained
         state, where this output was given them."""
+        if self.mqtt.ha_discovery:
+            self.ha_state = HomeAssistantState(
+                self.mqtt.ha_state_every_s, lambda: self.clock.now_ns() / 1e9, self.envelope,
+                self._publish_ha_state)
         if self.alarms is not None:
             self.alarms.listeners.append(lambda _event, _alarm: self.publish_alarms())
         if self.commands is not None:
@@ -146,6 +156,8 @@ class MqttOutput:
             pack = to_senml(self.config.device_id, topic, message)
             if pack is not None and self.link.connected:
                 self._publish_senml(pack)
+        if self.ha_state is not None:
+            self.ha_state.observe(topic, message)
 
     def _publish_now(self, topic: str, message: dict, *, retain: bool = False,
                      expiry_s: float | None = None) -> None:
@@ -172,13 +184,18 @@ class MqttOutput:
         message["loudest"] = book.loudest()
         self("alarms", message)
 
+    def _publish_ha_state(self, message: dict) -> None:
+        # Not queued while offline: the newest state goes out on the next connect instead.
+        if self.link.connected:
+            self._publish_now(HA_SUBTOPIC, message, retain=True)
+
     def publish_discovery(self) -> int:
         count = 0
-        for topic, payload in discovery_messages(
+        for topic, payload, retain in discovery_messages(
                 device_id=self.config.device_id, base_topic=self.link.base_topic,
                 discovery_prefix=self.mqtt.ha_discovery_prefix,
                 sw_version=self.user_properties["sw_version"]):
-            self.link.publish_raw(topic, json.dumps(payload).encode(), qos=1, retain=True)
+            self.link.publish_raw(topic, payload, qos=1, retain=retain)
             count += 1
         self.discovery_published += 1
         return count
@@ -189,6 +206,8 @@ class MqttOutput:
             self._publish_now(topic, message, retain=True)
         if self.mqtt.ha_discovery:
             self.publish_discovery()
+        if self.ha_state is not None:
+            self._publish_ha_state(self.ha_state.current())
 
     def _on_ha_status(self, _topic: str, payload: bytes) -> None:
         if is_birth(payload):

@@ -1,87 +1,171 @@
 """Home Assistant MQTT discovery: the device shows up in Home Assistant with no YAML.
 
-Each entity is one retained config message on
-``<discovery_prefix>/<component>/<device_id>/<object_id>/config`` (Home Assistant's MQTT
-discovery format). The entities read the device's public topics with a ``value_template`` on
-the JSON payloads and share one ``device`` block, and all follow availability from the retained
-status message (``value_json.state`` is ``online`` or ``offline``). Home Assistant announces its
-own restarts with ``online`` on ``<discovery_prefix>/status``; the configs are then published
-again, as its documentation asks of integrations.
+One retained device-based discovery config on ``<discovery_prefix>/device/painmon_<device_id>/
+config`` carries the device, the origin, the availability and every entity (``components``,
+each with its ``platform``), as Home Assistant has accepted since 2024.11. Every entity reads
+the device's ``ha`` topic (``device/comms/ha_state.py``: a compact state published at a pace the
+recorder can keep, never from the outbox's late replays) and suggests its entity id with
+``default_entity_id`` (``object_id`` is deprecated since 2025.10 and ignored from 2026.4).
+The buttons publish the device's own command payloads on ``cmd/acknowledge`` and
+``cmd/calibrate``. Availability follows the retained status message (``value_json.state``).
 
-A ``null`` score renders as ``None``, which Home Assistant's MQTT sensor shows as unknown.
+Before 2026 every entity had its own config on ``<discovery_prefix>/<component>/<device_id>/
+<object_id>/config``. Those topics are handed over as Home Assistant documents it: a
+``migrate_discovery`` request on each (the entity is unloaded but stays in the registry with
+its history and settings), then the device config (same unique ids), then an empty retained
+payload that clears the old config from the broker. On a Home Assistant that never saw them
+both are no-ops.
+
+Home Assistant announces its own restarts with ``online`` on ``<discovery_prefix>/status``;
+the config is then published again, as its documentation asks of integrations.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
-#: The documented shape of a discovery config (the keys every painmon entity must carry).
-REQUIRED_KEYS = ("name", "unique_id", "state_topic", "availability", "device", "origin")
+from device.processing.health import PRIORITY as TECHNICAL_PRIORITY
+
+#: Keys every component must carry (Home Assistant refuses an entity without a unique_id).
+REQUIRED_KEYS = ("platform", "name", "unique_id", "default_entity_id")
+HA_SUBTOPIC = "ha"
+#: The technical problems a household can act on, one binary sensor each: the sensor-level
+#: alarms of ``device.processing.health``, the camera's (``camera_missing``) read from the
+#: health message's camera state, which raises and clears it.
+TECHNICAL_KINDS = tuple(k for k in TECHNICAL_PRIORITY if k != "camera_missing") + ("camera",)
+PROBLEM_NAMES = {"sensor_missing": "Sensor missing", "fifo_stuck": "Sensor stuck",
+                 "reader_crash": "Sensor reader crashed", "finger_off": "Finger off",
+                 "lead_off": "ECG lead off", "gsr_open": "Skin electrodes off",
+                 "camera": "Camera unavailable"}
+#: What the pre-2026 per-entity configs were called (handed over, then cleared).
+LEGACY_OBJECTS = (("sensor", "pain_score"), ("sensor", "pain_level"),
+                  ("sensor", "pain_confidence"), ("sensor", "heart_rate"), ("sensor", "eda"),
+                  ("binary_sensor", "alarm"))
 
 
 @dataclass(frozen=True)
 class Entity:
-    component: str  # "sensor" | "binary_sensor"
-    object_id: str
+    platform: str  # sensor | binary_sensor | button
+    key: str  # component id in the device config; the entity id ends with it
     name: str
-    subtopic: str
-    value_template: str
-    extra: tuple[tuple[str, object], ...] = ()
+    options: tuple[tuple[str, object], ...] = ()
+
+
+#: What a family can put right themselves (a sensor slipped off) is shown with the readings;
+#: the rest (a chip or the camera gone) needs service and sits with the diagnostics.
+CONTACT_KINDS = ("finger_off", "lead_off", "gsr_open")
+
+
+def _problem(key: str) -> Entity:
+    category = () if key in CONTACT_KINDS else (("entity_category", "diagnostic"),)
+    # The alarm's message as the "reason" attribute: an automation can say what slipped.
+    return Entity("binary_sensor", key, PROBLEM_NAMES[key], (
+        ("device_class", "problem"), *category,
+        ("value_template", f"{{{{ 'ON' if value_json.problems.{key} else 'OFF' }}}}"),
+        ("json_attributes_topic", HA_SUBTOPIC),
+        ("json_attributes_template",
+         f"{{{{ {{'reason': value_json.problems.{key}}} | tojson }}}}")))
 
 
 ENTITIES = (
-    Entity("sensor", "pain_score", "Pain score", "pain", "{{ value_json.score }}",
-           (("state_class", "measurement"), ("suggested_display_precision", 1),
-            ("icon", "mdi:emoticon-sad-outline"))),
-    Entity("sensor", "pain_level", "Pain level", "pain", "{{ value_json.level }}",
-           (("device_class", "enum"), ("options", ["none", "mild", "moderate", "severe"]))),
-    Entity("sensor", "pain_confidence", "Pain confidence", "pain",
-           "{{ (value_json.confidence * 100) | round(0) }}",
-           (("unit_of_measurement", "%"), ("state_class", "measurement"),
-            ("entity_category", "diagnostic"))),
-    Entity("sensor", "heart_rate", "Heart rate", "vitals",
-           "{{ value_json.hr_bpm.ppg if value_json.hr_bpm.ppg is not none "
-           "else value_json.hr_bpm.ecg }}",
-           (("unit_of_measurement", "bpm"), ("state_class", "measurement"),
-            ("icon", "mdi:heart-pulse"), ("expire_after", 30))),
-    Entity("sensor", "eda", "Skin conductance", "vitals", "{{ value_json.eda_us }}",
-           (("unit_of_measurement", "µS"), ("state_class", "measurement"),
-            ("suggested_display_precision", 2), ("expire_after", 30))),
-    Entity("binary_sensor", "alarm", "Alarm", "alarms",
-           "{{ 'ON' if value_json.active | length > 0 else 'OFF' }}",
-           (("device_class", "problem"), ("payload_on", "ON"), ("payload_off", "OFF"),
-            ("json_attributes_topic", None))),
+    Entity("sensor", "pain_score", "Pain score", (
+        ("value_template", "{{ value_json.score }}"), ("state_class", "measurement"),
+        ("suggested_display_precision", 1), ("icon", "mdi:emoticon-sad-outline"))),
+    Entity("sensor", "pain_level", "Pain level", (
+        ("value_template", "{{ value_json.level }}"), ("device_class", "enum"),
+        ("options", ["none", "mild", "moderate", "severe"]))),
+    Entity("binary_sensor", "pain_alarm", "Pain alarm", (
+        ("value_template", "{{ 'ON' if value_json.pain_alarm else 'OFF' }}"),
+        ("device_class", "problem"), ("icon", "mdi:alarm-light"))),
+    Entity("binary_sensor", "alarm", "Alarm", (
+        ("value_template", "{{ 'ON' if value_json.alarm else 'OFF' }}"),
+        ("device_class", "problem"))),
+    Entity("sensor", "pain_confidence", "Pain confidence", (
+        ("value_template", "{{ value_json.confidence_pct }}"), ("unit_of_measurement", "%"),
+        ("state_class", "measurement"), ("entity_category", "diagnostic"))),
+    Entity("sensor", "signal_quality", "Signal quality", (
+        ("value_template", "{{ value_json.quality_pct }}"), ("unit_of_measurement", "%"),
+        ("state_class", "measurement"), ("entity_category", "diagnostic"),
+        ("icon", "mdi:signal"))),
+    Entity("sensor", "heart_rate", "Heart rate", (
+        ("value_template", "{{ value_json.hr_bpm }}"), ("unit_of_measurement", "bpm"),
+        ("state_class", "measurement"), ("icon", "mdi:heart-pulse"))),
+    Entity("sensor", "eda", "Skin conductance", (
+        ("value_template", "{{ value_json.eda_us }}"), ("unit_of_measurement", "µS"),
+        ("state_class", "measurement"), ("suggested_display_precision", 2),
+        ("icon", "mdi:water-percent"))),
+    Entity("sensor", "motion", "Motion", (
+        ("value_template", "{{ value_json.motion_g }}"), ("unit_of_measurement", "g"),
+        ("state_class", "measurement"), ("suggested_display_precision", 2),
+        ("icon", "mdi:run"))),
+    *(_problem(kind) for kind in TECHNICAL_KINDS),
+    # The buttons send what any other client would: the command payloads of device/schemas.
+    Entity("button", "acknowledge", "Acknowledge alarms", (
+        ("command_topic", "cmd/acknowledge"), ("icon", "mdi:bell-check"),
+        ("payload_press", {"schema": "painmon.command.acknowledge/1", "alarm_id": "all",
+                           "by": "home-assistant"}))),
+    Entity("button", "calibrate", "Start calibration", (
+        ("command_topic", "cmd/calibrate"), ("icon", "mdi:tune-variant"),
+        ("entity_category", "config"),
+        ("payload_press", {"schema": "painmon.command.calibrate/1"}))),
 )
 
 
-def discovery_messages(*, device_id: str, base_topic: str, discovery_prefix: str = "homeassistant",
-                       sw_version: str = "", model: str = "painmon") -> list[tuple[str, dict]]:
-    """``(topic, payload)`` of every retained discovery config for one device."""
-    device = {"identifiers": [f"painmon_{device_id}"], "name": f"painmon {device_id}",
-              "manufacturer": "painmon", "model": model, "sw_version": sw_version}
-    availability = [{"topic": f"{base_topic}/status", "value_template": "{{ value_json.state }}",
-                     "payload_available": "online", "payload_not_available": "offline"}]
-    origin = {"name": "painmon", "sw_version": sw_version}
-    out = []
+def entity_slug(device_id: str) -> str:
+    """The device part of the entity ids Home Assistant would make: lower case, ``_`` only."""
+    return re.sub(r"[^a-z0-9]+", "_", device_id.lower()).strip("_")
+
+
+def default_entity_id(device_id: str, entity: Entity) -> str:
+    return f"{entity.platform}.painmon_{entity_slug(device_id)}_{entity.key}"
+
+
+def discovery_topic(device_id: str, discovery_prefix: str = "homeassistant") -> str:
+    return f"{discovery_prefix}/device/painmon_{device_id}/config"
+
+
+def discovery_config(*, device_id: str, base_topic: str, sw_version: str = "",
+                     model: str = "painmon") -> dict:
+    """The device-based discovery config of one device (a JSON object)."""
+    components = {}
     for entity in ENTITIES:
-        state_topic = f"{base_topic}/{entity.subtopic}"
-        payload = {
-            "name": entity.name,
-            "unique_id": f"painmon_{device_id}_{entity.object_id}",
-            "object_id": f"painmon_{device_id}_{entity.object_id}",
-            "state_topic": state_topic,
-            "value_template": entity.value_template,
-            "availability": availability,
-            "availability_mode": "all",
-            "device": device,
-            "origin": origin,
-            "qos": 1,
-        }
-        for key, value in entity.extra:
-            payload[key] = state_topic if key == "json_attributes_topic" else value
-        topic = f"{discovery_prefix}/{entity.component}/{device_id}/{entity.object_id}/config"
-        out.append((topic, payload))
-    return out
+        component = {"platform": entity.platform, "name": entity.name,
+                     "unique_id": f"painmon_{device_id}_{entity.key}",
+                     "default_entity_id": default_entity_id(device_id, entity), "qos": 1}
+        for key, value in entity.options:
+            if key in ("command_topic", "json_attributes_topic"):
+                value = f"{base_topic}/{value}"
+            elif key == "payload_press":
+                value = json.dumps(value, separators=(",", ":"))
+            component[key] = value
+        components[entity.key] = component
+    return {
+        "device": {"identifiers": [f"painmon_{device_id}"], "name": f"painmon {device_id}",
+                   "manufacturer": "painmon", "model": model, "sw_version": sw_version},
+        "origin": {"name": "painmon", "sw_version": sw_version},
+        "state_topic": f"{base_topic}/{HA_SUBTOPIC}",
+        "availability": [{"topic": f"{base_topic}/status",
+                          "value_template": "{{ value_json.state }}",
+                          "payload_available": "online", "payload_not_available": "offline"}],
+        "availability_mode": "all",
+        "components": components,
+    }
+
+
+def discovery_messages(*, device_id: str, base_topic: str, discovery_prefix: str = "homeassistant",
+                       sw_version: str = "", model: str = "painmon"
+                       ) -> list[tuple[str, bytes, bool]]:
+    """``(topic, payload, retain)`` in the order to publish: the legacy hand-over requests,
+    the device config, then the legacy configs cleared."""
+    legacy = [f"{discovery_prefix}/{platform}/{device_id}/{key}/config"
+              for platform, key in LEGACY_OBJECTS]
+    config = discovery_config(device_id=device_id, base_topic=base_topic,
+                              sw_version=sw_version, model=model)
+    return ([(t, b'{"migrate_discovery":true}', False) for t in legacy]
+            + [(discovery_topic(device_id, discovery_prefix), json.dumps(config).encode(), True)]
+            + [(t, b"", True) for t in legacy])
 
 
 def is_birth(payload: bytes) -> bool:

@@ -92,6 +92,9 @@ class MqttConfig(BaseModel):
     ha_discovery: bool = Field(True, description="Publish Home Assistant MQTT discovery.")
     ha_discovery_prefix: str = Field(
         "homeassistant", min_length=1, description="Home Assistant's discovery topic prefix.")
+    ha_state_every_s: float = Field(
+        10.0, ge=0, le=3600, strict=False, description="Home Assistant gets measurements at "
+        "most this often (device time; 0: on every change); pain level and alarms at once.")
     senml: bool = Field(False, description="Also publish the numeric values as SenML "
                         "(RFC 8428) on <prefix>/<device_id>/senml.")
 

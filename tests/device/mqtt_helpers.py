@@ -192,4 +192,4 @@ def serve(monitor, link):
     from device.comms.delivery import MqttOutput
 
     return MqttOutput(monitor.config, link, monitor.envelope, alarms=monitor.alarms,
-                      commands=monitor.commands).start()
+                      commands=monitor.commands, clock=monitor.clock).start()
