@@ -115,8 +115,9 @@ def remove_motion(ppg: np.ndarray, acc: np.ndarray | None, rate_hz: float, ridge
     return ppg - coef.T @ X
 
 
-def grid_spectra(x: np.ndarray, rate_hz: float, pad_factor: int = 4) -> np.ndarray:
-    """Power spectra of rows of ``x`` (Hann, zero-padded) interpolated onto ``GRID_BPM``."""
+def grid_spectra(x: np.ndarray, rate_hz: float, pad_factor: int = 4, summed_from: int | None = None) -> np.ndarray:
+    """Power spectra of rows of ``x`` (Hann, zero-padded) interpolated onto ``GRID_BPM``; with
+    ``summed_from``, the rows from there on come back as one row, their sum."""
     x = np.asarray(x, dtype=float)
     if x.ndim == 1:
         x = x[None, :]
@@ -125,6 +126,8 @@ def grid_spectra(x: np.ndarray, rate_hz: float, pad_factor: int = 4) -> np.ndarr
     x = (x - np.add.reduce(x, axis=1, keepdims=True) / n) * _hann(n)
     spec = rfft_padded(x, nfft)
     power = spec.real**2 + spec.imag**2
+    if summed_from is not None:  # interpolation is linear: sum first, interpolate one row
+        power = np.vstack((power[:summed_from], np.add.reduce(power[summed_from:], axis=0)))
     bins, weights = _grid_bins(float(rate_hz), nfft)
     return (power[:, bins] * weights).sum(axis=1)
 
@@ -223,8 +226,11 @@ class PulseRateTracker:
         channels = len(clean)
         motion_g = 0.0 if acc is None or acc.shape[0] != clean.shape[1] else math.sqrt(float(np.vdot(acc, acc)) / acc.shape[0])
         # The accelerometer's axes share the PPG's transform: one FFT call for all rows.
-        spectra = grid_spectra(np.vstack((clean, acc.T)) if motion_g > 0 else clean, rate_hz)
-        acc_power = spectra[channels:].sum(axis=0) if motion_g > 0 else None
+        if motion_g > 0:
+            spectra = grid_spectra(np.vstack((clean, acc.T)), rate_hz, summed_from=channels)
+            acc_power = spectra[channels]
+        else:
+            spectra, acc_power = grid_spectra(clean, rate_hz), None
         spectra = spectra[:channels]
         peak = np.maximum.reduce(spectra[:, _IN_LO:_IN_HI], axis=1)
         live = peak > 1e-300
@@ -247,7 +253,7 @@ class PulseRateTracker:
         band = combined[_IN_LO:_IN_HI] / np.maximum.reduce(combined[_IN_LO:_IN_HI])
         lobe_bpm = 2.0 / window_s * 60.0  # Hann main lobe half-width
         lines = (np.zeros(band.size) if acc_power is None else
-                 motion_lines(acc_power, GRID_BPM, motion_g, lobe_bpm, HR_MAX_BPM)[_IN_LO:_IN_HI])
+                 motion_lines(acc_power, GRID_BPM, motion_g, lobe_bpm, _GRID_IN_BAND))
         log_likelihood = EVIDENCE * band * (1.0 - LINE_DISCOUNT * lines)
         dt = 0.0 if self._t_s is None else t_s - self._t_s
         post = self.belief.update(dt, log_likelihood)

@@ -32,6 +32,8 @@ import math
 
 import numpy as np
 
+from models.dsp import median
+
 WALK_BPM_PER_SQRT_S = 3.0  # HR random walk: 30 bpm in 20 s is ~1.5 sigma over a 10 s window
 JUMP_PER_S = 0.01  # chance per second that the rate is anywhere (re-acquisition)
 EVIDENCE = 3.0  # log-likelihood of the band's strongest peak over a bin with no power, per window
@@ -85,23 +87,26 @@ def _walk_kernel(sigma_bins: float) -> np.ndarray:
 
 
 def motion_lines(acc_power: np.ndarray, grid_bpm: np.ndarray, motion_g: float, halfwidth_bpm: float,
-                 top_bpm: float) -> np.ndarray:
-    """Weight 0..1 per grid rate of how much a PPG peak there may be the movement, from the
-    accelerometer's summed power spectrum on ``grid_bpm``: its lines and the multiples of its
-    main lines up to ``top_bpm``, each a triangle ``halfwidth_bpm`` wide; scaled down to 0 as
-    the limb comes to rest."""
+                 out_bpm: np.ndarray) -> np.ndarray:
+    """Weight 0..1 per rate of ``out_bpm`` of how much a PPG peak there may be the movement,
+    from the accelerometer's summed power spectrum on ``grid_bpm``: its lines and the multiples
+    of its main lines, each a triangle ``halfwidth_bpm`` wide; scaled down to 0 as the limb
+    comes to rest."""
     presence = min(1.0, max(0.0, (motion_g - MOTION_FLOOR_G) / (MOTION_FULL_G - MOTION_FLOOR_G)))
-    out = np.zeros(grid_bpm.size)
     top = float(np.maximum.reduce(acc_power)) if acc_power.size else 0.0
     if presence <= 0 or top <= 0:
-        return out
+        return np.zeros(out_bpm.size)
     mid = acc_power[1:-1]
-    floor = max(LINE_MIN_SHARE * top, LINE_OVER_MEDIAN * float(np.median(acc_power)))
+    floor = max(LINE_MIN_SHARE * top, LINE_OVER_MEDIAN * median(acc_power))
     is_line = (mid >= acc_power[:-2]) & (mid > acc_power[2:]) & (mid >= floor)
     lines = grid_bpm[1:-1][is_line]
     rates = [lines]
     for r in lines[mid[is_line] >= LINE_MAIN_SHARE * top]:
-        rates.append(r * np.arange(2, int(top_bpm // r) + 1))
-    for r in np.concatenate(rates):
-        np.maximum(out, 1.0 - np.abs(grid_bpm - r) / halfwidth_bpm, out=out)
-    return out * presence
+        rates.append(r * np.arange(2, int(out_bpm[-1] // r) + 2))
+    rates = np.sort(np.concatenate(rates))
+    if rates.size == 0:
+        return np.zeros(out_bpm.size)
+    # Distance from each rate to the nearest line: the lines either side of it.
+    i = np.minimum(rates.searchsorted(out_bpm), rates.size - 1)
+    gap = np.minimum(np.abs(out_bpm - rates[i]), np.abs(out_bpm - rates[np.maximum(i - 1, 0)]))
+    return np.maximum(1.0 - gap / halfwidth_bpm, 0.0) * presence
