@@ -58,6 +58,7 @@ LINE_HOLD_S = 8.0
 LINE_ON = 0.25
 # A rival mode of the belief at this fraction of the chosen one's density makes it ambiguous.
 RIVAL_OK, RIVAL_BAD = 0.25, 0.6
+OWN_FLOOR, OWN_GOOD = 0.2, 0.5  # the window's power at the rate over its band's peak
 TRACK_LOST_S = 20.0  # no window for this long (sensor off, gap): forget the track
 # Share of the in-band power near the tracked rate and its 2nd harmonic: band-passed white
 # noise gives ~0.25, a clean pulse 0.85+.
@@ -284,7 +285,10 @@ class PulseRateTracker:
             hr_iv, self.last_peaks_s, self.last_heights = pulse_peaks(clean[best], rate_hz, hr)
             if hr_iv is not None:
                 q = q_share * min(1.0, max(0.0, 1.0 - (abs(hr - hr_iv) - AGREE_BPM) / AGREE_SPAN_BPM))
-        q *= q_rival
+        # The window's own power at the rate, against its strongest: a belief coasting on a rate
+        # the window no longer shows (a subharmonic after a jump, a hole) is not published.
+        own = float(band[min(band.size - 1, max(0, round((hr - _GRID_IN_BAND[0]) / GRID_STEP_BPM)))])
+        q *= q_rival * min(1.0, max(0.0, (own - OWN_FLOOR) / (OWN_GOOD - OWN_FLOOR)))
         self.on_motion_line = bool(lines[k] >= LINE_ON)
         if self.on_motion_line:
             self._line_s += dt

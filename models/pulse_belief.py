@@ -102,7 +102,7 @@ def motion_lines(acc_power: np.ndarray, grid_bpm: np.ndarray, motion_g: float, h
     lines = grid_bpm[1:-1][is_line]
     rates = [lines]
     for r in lines[mid[is_line] >= LINE_MAIN_SHARE * top]:
-        rates.append(r * np.arange(2, int(out_bpm[-1] // r) + 2))
+        rates.append(r * np.arange(2, int(float(np.maximum.reduce(out_bpm)) // r) + 2))
     rates = np.sort(np.concatenate(rates))
     if rates.size == 0:
         return np.zeros(out_bpm.size)

@@ -116,3 +116,48 @@ def test_spc2015_excerpt():
     hr, _ = painmon_windows(rec, 37)
     assert np.mean(np.abs(hr - rec.bpm0[:37])) < 3.0
     assert VitalsTracker  # the benchmark runs the device's tracker
+
+
+def _pulse(hr_bpm, seconds=10.0, seed=0, noise=0.1):
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * RATE)) / RATE
+    phase = 2 * np.pi * hr_bpm / 60.0 * t
+    return np.sin(phase) + 0.3 * np.sin(2 * phase + 0.4) + noise * rng.standard_normal(t.size)
+
+
+@pytest.mark.parametrize("hr_bpm", [42.0, 120.0, 200.0, 215.0])
+def test_first_window_at_any_rate_of_the_band(hr_bpm):
+    """No resting rate assumed: a fresh tracker takes the first window's pulse wherever it is."""
+    est = PulseRateTracker().update(_pulse(hr_bpm)[None], RATE, None, 0.0)
+    assert est.hr_bpm == pytest.approx(hr_bpm, abs=1.5)
+    assert est.quality >= 0.5
+
+
+def test_a_track_left_behind_by_a_jump_is_given_up():
+    """The pulse jumps 75 -> 150 bpm (a sensor moved to another site, a tracker that held a
+    wrong rate): a tracker that only searches near its last rate never finds it again."""
+    tracker = PulseRateTracker()
+    for k in range(20):
+        tracker.update(_pulse(75, seed=k)[None], RATE, None, float(k))
+    found = None
+    for k in range(20, 40):
+        est = tracker.update(_pulse(150, seed=k)[None], RATE, None, float(k))
+        if found is None and abs(est.hr_bpm - 150) < 2:
+            found = k - 20
+        if est.quality >= 0.5:
+            assert abs(est.hr_bpm - 150) < 2  # nothing wrong published on the way
+    assert found is not None and found <= 8, found
+
+
+def test_motion_lines_mark_the_cycle_and_its_multiples():
+    from models.ppg import GRID_BPM, grid_spectra
+    from models.pulse_belief import motion_lines
+
+    t = np.arange(1000) / 25.0
+    cycle = 2 * np.pi * 55 / 60 * t
+    acc = np.column_stack([0.5 * np.sin(cycle), 0.15 * np.sin(2 * cycle + 1), 0.02 * np.sin(3 * cycle)])
+    power = grid_spectra(acc.T, 25.0).sum(axis=0)
+    rates = np.array([55.0, 110.0, 165.0, 220.0, 80.0, 140.0])
+    w = motion_lines(power, GRID_BPM, 0.3, 6.0, rates)
+    assert np.all(w[:4] > 0.8) and np.all(w[4:] == 0), w  # 165 and 220: multiples, however faint
+    assert not motion_lines(power, GRID_BPM, 0.005, 6.0, rates).any()  # a still arm has no lines
