@@ -12,7 +12,9 @@ Scored per hop against the beats per minute over the window:
 - ``coverage``: the share of hops published; ``mae_bpm``: over the published hops.
 
 Peers, same windows: NeuroKit2 (``ppg_clean`` + ``ppg_peaks``) and HeartPy (``process``) on the
-PPG alone; they publish whatever they return (a window where they raise is unpublished).
+PPG alone, turned to blood-volume polarity (the light falls as the volume rises; HeartPy fails
+nearly every window the other way up); they publish whatever they return (a window where they
+raise is unpublished).
 ``tracker_ms`` is the time of ``PulseRateTracker.update`` per hop (median and p99), the part
 of the device's hop this benchmark exercises.
 
@@ -77,7 +79,7 @@ def peer_hops(rec: StressRecording, ends: np.ndarray, estimate) -> np.ndarray:
     for i, t in enumerate(ends):
         b = round(t * PPG_RATE_HZ)
         try:
-            out[i] = estimate(rec.ppg[b - n:b], PPG_RATE_HZ)
+            out[i] = estimate(-rec.ppg[b - n:b], PPG_RATE_HZ)  # blood volume up, as they expect
         except Exception:  # noqa: BLE001, S112 - a window a peer cannot do is unpublished
             continue
     return out
