@@ -134,8 +134,10 @@ def test_first_window_at_any_rate_of_the_band(hr_bpm):
 
 
 def test_a_track_left_behind_by_a_jump_is_given_up():
-    """The pulse jumps 75 -> 150 bpm (a sensor moved to another site, a tracker that held a
-    wrong rate): a tracker that only searches near its last rate never finds it again."""
+    """The pulse jumps 75 -> 150 bpm (or the tracker held a wrong rate). 75 is the new
+    pulse's subharmonic: every other beat is a peak a 75 bpm period apart, and 150 is its
+    "second harmonic", so a tracker searching near its last rate keeps 75 and publishes it
+    with full quality. The window must show power at the rate it publishes."""
     tracker = PulseRateTracker()
     for k in range(20):
         tracker.update(_pulse(75, seed=k)[None], RATE, None, float(k))

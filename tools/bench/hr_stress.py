@@ -57,7 +57,7 @@ def painmon_hops(rec: StressRecording, timings: list[float] | None = None) -> tu
     seconds = rec.case.seconds
     ends, hr, q = [], [], []
     next_hop = WINDOW_S
-    for k in range(int(round(seconds / BLOCK_S))):
+    for k in range(round(seconds / BLOCK_S)):
         t0, t1 = k * BLOCK_S, (k + 1) * BLOCK_S
         a, b = round(t0 * PPG_RATE_HZ), round(t1 * PPG_RATE_HZ)
         tracker.push(SampleBlock("ppg_ir", PPG_RATE_HZ, round(t0 * 1e9), rec.ppg[a:b], "counts"))
