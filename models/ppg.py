@@ -208,7 +208,8 @@ class PulseRateTracker:
         self._line_s = LINE_HOLD_S  # nothing checked yet
 
     def update(self, ppg: np.ndarray, rate_hz: float, acc: np.ndarray | None, t_s: float) -> PulseEstimate:
-        """``ppg`` (channels, n) band-passed windows ending at ``t_s``; ``acc`` (n, 3) or None."""
+        """``ppg`` (channels, n) band-passed windows ending at ``t_s``; ``acc`` (n, 3) in g,
+        band-passed like the PPG, or None."""
         ppg = np.asarray(ppg, dtype=float)
         if ppg.ndim == 1:
             ppg = ppg[None, :]

@@ -91,22 +91,35 @@ def motion_lines(acc_power: np.ndarray, grid_bpm: np.ndarray, motion_g: float, h
     """Weight 0..1 per rate of ``out_bpm`` of how much a PPG peak there may be the movement,
     from the accelerometer's summed power spectrum on ``grid_bpm``: its lines and the multiples
     of its main lines, each a triangle ``halfwidth_bpm`` wide; scaled down to 0 as the limb
-    comes to rest."""
+    comes to rest.
+
+    The lines are looked for in the acceleration's spectrum and in the displacement's (power
+    over rate^4; its lines only, as its low end, steepened, would make any bump a comb of
+    multiples): the sensor-skin gap follows the displacement, and where the movement's rate
+    wanders within the window its line is broad and the displacement's peak sits lower."""
     presence = min(1.0, max(0.0, (motion_g - MOTION_FLOOR_G) / (MOTION_FULL_G - MOTION_FLOOR_G)))
-    top = float(np.maximum.reduce(acc_power)) if acc_power.size else 0.0
-    if presence <= 0 or top <= 0:
+    if presence <= 0 or not acc_power.size or float(np.maximum.reduce(acc_power)) <= 0:
         return np.zeros(out_bpm.size)
-    mid = acc_power[1:-1]
-    floor = max(LINE_MIN_SHARE * top, LINE_OVER_MEDIAN * median(acc_power))
-    is_line = (mid >= acc_power[:-2]) & (mid > acc_power[2:]) & (mid >= floor)
-    lines = grid_bpm[1:-1][is_line]
-    rates = [lines]
-    for r in lines[mid[is_line] >= LINE_MAIN_SHARE * top]:
-        rates.append(r * np.arange(2, int(float(np.maximum.reduce(out_bpm)) // r) + 2))
-    rates = np.sort(np.concatenate(rates))
+    top_bpm = float(np.maximum.reduce(out_bpm))
+    squared = grid_bpm * grid_bpm
+    rates = np.sort(np.concatenate((_line_rates(acc_power, grid_bpm, top_bpm),
+                                    _line_rates(acc_power / (squared * squared), grid_bpm, 0.0))))
     if rates.size == 0:
         return np.zeros(out_bpm.size)
     # Distance from each rate to the nearest line: the lines either side of it.
     i = np.minimum(rates.searchsorted(out_bpm), rates.size - 1)
     gap = np.minimum(np.abs(out_bpm - rates[i]), np.abs(out_bpm - rates[np.maximum(i - 1, 0)]))
     return np.maximum(1.0 - gap / halfwidth_bpm, 0.0) * presence
+
+
+def _line_rates(power: np.ndarray, grid_bpm: np.ndarray, top_bpm: float) -> np.ndarray:
+    """The spectrum's lines and the multiples (up to ``top_bpm``) of its main ones."""
+    top = float(np.maximum.reduce(power))
+    mid = power[1:-1]
+    floor = max(LINE_MIN_SHARE * top, LINE_OVER_MEDIAN * median(power))
+    is_line = (mid >= power[:-2]) & (mid > power[2:]) & (mid >= floor)
+    lines = grid_bpm[1:-1][is_line]
+    rates = [lines]
+    for r in lines[mid[is_line] >= LINE_MAIN_SHARE * top]:
+        rates.append(r * np.arange(2, int(top_bpm // r) + 2))
+    return np.concatenate(rates)

@@ -24,7 +24,7 @@ def test_the_truth_is_the_rate_the_pulse_has():
 @pytest.mark.parametrize("name, seed, seconds", [("forearm_climb", 6, 240), ("start_on_cadence", 6, 150),
                                                  ("fast_steps", 3, 160), ("hr_crosses_cadence", 2, 200)])
 def test_no_long_stretch_published_off_the_truth(name, seed, seconds):
-    """Seeds the tracker was not developed on (it was on 100-102); a tracker that searched near
+    """Seeds the tracker was not developed on (it was on 100-108); a tracker that searched near
     its last rate published 21-141 s of a motion line or its subharmonic on the first, second
     and fourth."""
     case = dataclasses.replace(CASES[name], seconds=seconds)
