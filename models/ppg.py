@@ -207,9 +207,12 @@ class PulseRateTracker:
         self.belief.reset()
         self._line_s = LINE_HOLD_S  # nothing checked yet
 
-    def update(self, ppg: np.ndarray, rate_hz: float, acc: np.ndarray | None, t_s: float) -> PulseEstimate:
+    def update(self, ppg: np.ndarray, rate_hz: float, acc: np.ndarray | None, t_s: float,
+               motion_unknown: bool = False) -> PulseEstimate:
         """``ppg`` (channels, n) band-passed windows ending at ``t_s``; ``acc`` (n, 3) in g,
-        band-passed like the PPG, or None."""
+        band-passed like the PPG, or None. ``motion_unknown``: there is an accelerometer but
+        it does not cover this window; the rate is estimated and tracked, not published (the
+        limb may be moving, and a movement's line would pass for the pulse)."""
         ppg = np.asarray(ppg, dtype=float)
         if ppg.ndim == 1:
             ppg = ppg[None, :]
@@ -293,7 +296,9 @@ class PulseRateTracker:
         own = float(band[min(band.size - 1, max(0, round((hr - _GRID_IN_BAND[0]) / GRID_STEP_BPM)))])
         q *= q_rival * min(1.0, max(0.0, (own - OWN_FLOOR) / (OWN_GOOD - OWN_FLOOR)))
         self.on_motion_line = bool(lines[k] >= LINE_ON)
-        if self.on_motion_line:
+        if motion_unknown:
+            q, self._line_s = 0.0, LINE_HOLD_S  # nothing checked until the reference is back
+        elif self.on_motion_line:
             self._line_s += dt
             if self._line_s > LINE_HOLD_S:
                 q = 0.0

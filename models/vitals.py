@@ -49,6 +49,10 @@ SLOW_REFRESH_S = 5.0
 # How far apart the PPG's and the accelerometer's latest samples may be (separate chips, read
 # by separate FIFO reads) for the accelerometer to still serve as the motion reference.
 MOTION_REFERENCE_MARGIN_S = 0.5
+# An accelerometer that streamed within this long but does not cover a PPG window leaves the
+# motion unknown: the heart rate is withheld. Silent for longer, it is taken as absent (a
+# device without one, or a failed one its health reports) and the PPG is read without it.
+ACC_HEARD_S = 60.0
 
 
 def hr_from_ppg(ppg: np.ndarray, rate_hz: float) -> Estimate:
@@ -233,7 +237,12 @@ class VitalsTracker:
         else:
             stack = np.stack([w.filtered[-n:] for (_, w), _ in wins])
         acc = self._motion_reference(lead, n, t_ns)
-        est = self.pulse.update(stack, lead.rate_hz, acc, lead.t_end_ns / 1e9)
+        # An accelerometer heard from lately that does not cover this window (its reader fell
+        # behind, a gap restarted its ring): the motion is unknown, not absent.
+        ring = self._channels["acc"].ring
+        motion_unknown = (acc is None and ring is not None and ring.t_end_ns is not None
+                          and t_ns - ring.t_end_ns < ACC_HEARD_S * 1e9)
+        est = self.pulse.update(stack, lead.rate_hz, acc, lead.t_end_ns / 1e9, motion_unknown)
         if est.hr_bpm is None:
             return None
         (name, best), penalty = wins[est.channel]

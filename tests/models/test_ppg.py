@@ -163,3 +163,21 @@ def test_motion_lines_mark_the_cycle_and_its_multiples():
     w = motion_lines(power, GRID_BPM, 0.3, 6.0, rates)
     assert np.all(w[:4] > 0.8) and np.all(w[4:] == 0), w  # 165 and 220: multiples, however faint
     assert not motion_lines(power, GRID_BPM, 0.005, 6.0, rates).any()  # a still arm has no lines
+
+
+def test_an_accelerometer_that_falls_behind_leaves_the_motion_unknown():
+    """Walking, the accelerometer's reader stalls at 30 s: the limb may still be moving, so no
+    heart rate is published until it covers the windows again (read without it, this walk gives
+    the step rate or half the arm swing's, 15-30 bpm off); one never heard from (a device
+    without it) does not hold the PPG back."""
+    sim = subject(seed=1, hr_bpm=84, motion_g=0.45, arousal=0.3)
+    data = simulate(sim, 45.0, channels=("ppg_ir", "acc"))
+    stalled = {k: (v[:3000] if k.startswith("acc") else v) for k, v in data.items()}
+    published = []
+    stream(stalled, 45.0, on_update=lambda t, v: published.append((t, v.hr_bpm["ppg"] is not None)))
+    before = [p for t, p in published if 15 <= t <= 30]
+    after = [p for t, p in published if t >= 32]
+    assert np.mean(before) >= 0.7 and not any(after), published
+    rest = simulate(subject(seed=2, hr_bpm=70), 30.0, channels=("ppg_ir",))
+    v = stream(rest, 30.0).update(30_000_000_000)
+    assert v.hr_bpm["ppg"] == pytest.approx(70, abs=3)
