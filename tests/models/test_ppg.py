@@ -181,3 +181,24 @@ def test_an_accelerometer_that_falls_behind_leaves_the_motion_unknown():
     rest = simulate(subject(seed=2, hr_bpm=70), 30.0, channels=("ppg_ir",))
     v = stream(rest, 30.0).update(30_000_000_000)
     assert v.hr_bpm["ppg"] == pytest.approx(70, abs=3)
+
+
+@pytest.mark.parametrize("motion_g", [0.0, 0.45])
+def test_an_accelerometer_a_second_behind(motion_g):
+    """Its last samples a second old: at rest (it showed the limb still a moment ago) the PPG
+    is read as usual; walking, the motion is unknown and nothing is published."""
+    sim = subject(seed=1, hr_bpm=84, motion_g=motion_g, arousal=0.3)
+    seconds, acc_hz = 40.0, 50.0
+    ppg = simulate(sim, seconds, channels=("ppg_ir",))["ppg_ir"]
+    acc = sim.accel_g(np.arange(round(seconds * acc_hz)) / acc_hz)
+    tracker, published = VitalsTracker(), []
+    for k in range(int(seconds)):
+        tracker.push(SampleBlock("ppg_ir", 100.0, k * 10**9, ppg[k * 100:(k + 1) * 100], "counts"))
+        if k >= 1:  # the block of second k-1 arrives now
+            for i, axis in enumerate(("acc_x", "acc_y", "acc_z")):
+                tracker.push(SampleBlock(axis, acc_hz, (k - 1) * 10**9, acc[(k - 1) * 50:k * 50, i], "g"))
+        v = tracker.update((k + 1) * 10**9)
+        if k + 1 >= 15:
+            hr = v.hr_bpm["ppg"]
+            published.append(hr is not None and abs(hr - sim.hr_bpm(k - 9, k + 1)) < 4)
+    assert np.mean(published) >= 0.8 if motion_g == 0 else not any(published), published
