@@ -23,6 +23,7 @@ from models.ecg import HRV_WINDOW_S, RPeakDetector, hr_from_ecg, hr_from_rr, hrv
 from models.eda import ScrDetector, tonic_level
 from models.pat import PatTracker
 from models.ppg import PulseRateTracker
+from models.pulse_belief import MOTION_FLOOR_G
 from models.resp import WINDOW_S as RESP_WINDOW_S
 from models.resp import BeatLog, reconcile, resp_from_beats
 from models.ring import FilteredChannel, TriaxialBuffer, Window
@@ -49,6 +50,11 @@ SLOW_REFRESH_S = 5.0
 # How far apart the PPG's and the accelerometer's latest samples may be (separate chips, read
 # by separate FIFO reads) for the accelerometer to still serve as the motion reference.
 MOTION_REFERENCE_MARGIN_S = 0.5
+# An accelerometer that streamed within this long but does not cover a PPG window leaves the
+# motion unknown: the heart rate is withheld. Silent for longer, it is taken as absent (a
+# device without one, or a failed one its health reports) and the PPG is read without it.
+ACC_HEARD_S = 60.0
+ACC_STILL_HOLD_S = 2.0  # ... unless its last 2 s, under 2 s ago, showed the limb still
 
 
 def hr_from_ppg(ppg: np.ndarray, rate_hz: float) -> Estimate:
@@ -217,6 +223,18 @@ class VitalsTracker:
             out[:, i] = np.interp(t_ppg, t_acc, w.filtered[i])
         return out
 
+    def _motion_unknown(self, t_ns: int) -> bool:
+        """An accelerometer heard from lately that does not cover the PPG window (its reader
+        fell behind, a gap restarted its ring) leaves the motion unknown, not absent - unless
+        its last seconds, a moment ago, showed the limb still."""
+        ring = self._channels["acc"].ring
+        if ring is None or ring.t_end_ns is None or t_ns - ring.t_end_ns >= ACC_HEARD_S * 1e9:
+            return False
+        if t_ns - ring.t_end_ns > ACC_STILL_HOLD_S * 1e9:
+            return True
+        last = ring.view(ACC_STILL_HOLD_S)
+        return last.size == 0 or math.sqrt(float(np.vdot(last, last)) / last.shape[-1]) >= MOTION_FLOOR_G
+
     def _update_ppg(self, v: Vitals, t_ns: int) -> tuple[Window, int] | None:
         wins = [(name, w) for name in self.ppg_channels if (w := self._window(name, t_ns)) is not None]
         if wins:
@@ -233,7 +251,8 @@ class VitalsTracker:
         else:
             stack = np.stack([w.filtered[-n:] for (_, w), _ in wins])
         acc = self._motion_reference(lead, n, t_ns)
-        est = self.pulse.update(stack, lead.rate_hz, acc, lead.t_end_ns / 1e9)
+        unknown = acc is None and self._motion_unknown(t_ns)
+        est = self.pulse.update(stack, lead.rate_hz, acc, lead.t_end_ns / 1e9, unknown)
         if est.hr_bpm is None:
             return None
         (name, best), penalty = wins[est.channel]

@@ -190,7 +190,8 @@ def run(data: str, loo: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="folder holding SPC 2015 .mat files (searched with its subfolders)")
+    parser.add_argument("--data", required=True,
+                        help="folder holding SPC 2015 .mat files (searched with its subfolders)")
     parser.add_argument("--loo", action="store_true",
                         help="also choose the motion fit's ridge without each recording (8 more painmon passes)")
     args = parser.parse_args(argv)
