@@ -23,7 +23,9 @@ from device.comms.homeassistant import TECHNICAL_KINDS
 
 HA_STATE_SCHEMA = "painmon.ha_state/1"
 #: What changes at once, rather than at the measurement pace.
-DISCRETE_KEYS = ("level", "pain_alarm", "alarm", "problems")
+DISCRETE_KEYS = ("level", "pain_alarm", "alarm", "problems", "stay", "reassessment_due")
+#: The bedside workflow's notice that pain should be rated again after a dose.
+REASSESSMENT_KIND = "reassessment_due"
 
 
 def _rounded(value, digits: int):
@@ -51,7 +53,8 @@ class HomeAssistantState:
         self.state: dict = {"score": None, "level": None, "confidence_pct": None,
                             "quality_pct": None, "hr_bpm": None, "eda_us": None,
                             "motion_g": None, "pain_alarm": False, "alarm": False,
-                            "problems": {kind: None for kind in TECHNICAL_KINDS}}
+                            "problems": {kind: None for kind in TECHNICAL_KINDS},
+                            "stay": None, "reassessment_due": False}
         self.published: dict | None = None
         self.published_count = 0
         self.ignored_late = 0
@@ -69,7 +72,8 @@ class HomeAssistantState:
             if topic == "pain":
                 self.state.update(score=_rounded(message.get("score"), 1),
                                   level=message.get("level"),
-                                  confidence_pct=_percent(message.get("confidence")))
+                                  confidence_pct=_percent(message.get("confidence")),
+                                  stay=message.get("stay"))
             elif topic == "vitals":
                 self._vitals(message)
             elif topic == "alarms":
@@ -95,7 +99,8 @@ class HomeAssistantState:
 
     def _alarms(self, active: list[dict]) -> None:
         self.state["alarm"] = bool(active)
-        self.state["pain_alarm"] = any(a.get("category") == "physiological" for a in active)
+        self.state["pain_alarm"] = any(a.get("kind") == "pain_high" for a in active)
+        self.state["reassessment_due"] = any(a.get("kind") == REASSESSMENT_KIND for a in active)
         problems: dict = {}
         for alarm in active:
             if alarm.get("category") == "technical" and alarm.get("kind") in TECHNICAL_KINDS:

@@ -106,6 +106,15 @@ ENTITIES = (
         ("command_topic", "cmd/acknowledge"), ("icon", "mdi:bell-check"),
         ("payload_press", {"schema": "painmon.command.acknowledge/1", "alarm_id": "all",
                            "by": "home-assistant"}))),
+    Entity("sensor", "stay", "Stay", (
+        ("value_template", "{{ value_json.stay if value_json.stay else 'none' }}"),
+        ("icon", "mdi:bed"), ("entity_category", "diagnostic"))),
+    Entity("binary_sensor", "reassessment_due", "Pain reassessment due", (
+        ("value_template", "{{ 'ON' if value_json.reassessment_due else 'OFF' }}"),
+        ("icon", "mdi:clipboard-pulse-outline"))),
+    Entity("button", "dose_oral", "Oral dose given", (
+        ("command_topic", "cmd/analgesia"), ("icon", "mdi:pill"),
+        ("payload_press", {"schema": "painmon.command.analgesia/1", "route": "oral"}))),
     Entity("button", "calibrate", "Start calibration", (
         ("command_topic", "cmd/calibrate"), ("icon", "mdi:tune-variant"),
         ("entity_category", "config"),

@@ -166,6 +166,25 @@ def test_on_change_mode_and_late_replays():
     assert sent[-1]["problems"]["camera"] == "no /dev/video0"
 
 
+def test_the_stay_and_a_due_reassessment_reach_home_assistant_at_once():
+    """The bedside workflow's stay and its reassessment notice (a low-priority physiological
+    alarm) are their own entities: the notice is not the pain alarm."""
+    state, _, sent = ha_state(every_s=3600.0)
+    state.observe("pain", {**PAIN, "stay": "stay-07"})
+    assert sent[-1]["stay"] == "stay-07"
+    state.observe("alarms", {"active": [{"kind": "reassessment_due", "source": "dose-1",
+                                         "category": "physiological", "priority": "low"}]})
+    assert sent[-1]["reassessment_due"] is True and sent[-1]["pain_alarm"] is False
+    assert sent[-1]["alarm"] is True
+    state.observe("alarms", {"active": [{"kind": "pain_high", "source": "pain",
+                                         "category": "physiological", "priority": "medium"}]})
+    assert sent[-1]["reassessment_due"] is False and sent[-1]["pain_alarm"] is True
+    state.observe("pain", {**PAIN, "stay": None})
+    assert sent[-1]["stay"] is None
+    for message in sent:
+        jsonschema.validate(message, HA_STATE)
+
+
 def test_templates_read_the_state_they_point_at():
     """Render the value templates with jinja2 (Home Assistant's engine) on real state."""
     jinja2 = pytest.importorskip("jinja2")
