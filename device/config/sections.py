@@ -94,6 +94,9 @@ class MqttConfig(BaseModel):
         "homeassistant", min_length=1, description="Home Assistant's discovery topic prefix.")
     senml: bool = Field(False, description="Also publish the numeric values as SenML "
                         "(RFC 8428) on <prefix>/<device_id>/senml.")
+    max_packet_bytes: int = Field(
+        16384, ge=8192, le=1_048_576, description="MQTT 5 maximum packet size the device "
+        "accepts (sent in CONNECT): the broker drops anything larger instead of delivering it.")
 
     @field_validator("topic_prefix", "ha_discovery_prefix")
     @classmethod
@@ -121,6 +124,17 @@ class MqttConfig(BaseModel):
     def client_id_for(self, device_id: str) -> str:
         """The MQTT client identifier: ``client_id``, else ``painmon-<device_id>``."""
         return self.client_id or f"painmon-{device_id}"
+
+
+class CommandsConfig(BaseModel):
+    model_config = _STRICT
+
+    max_age_s: float = Field(
+        60.0, ge=5, le=3600, strict=False, description="A command sent longer ago than this "
+        "(its t) is refused as stale.")
+    rate_per_s: float = Field(5.0, ge=0.1, le=100, strict=False,
+                              description="Commands per second each role may send, sustained...")
+    burst: int = Field(20, ge=1, le=1000, description="... and at once.")
 
 
 class ProcessingConfig(BaseModel):
@@ -268,6 +282,8 @@ class PainmonConfig(BaseModel):
         json_schema_extra={"default_doc": "$STATE_DIRECTORY, else ~/.local/state/painmon"},
     )
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT.")
+    commands: CommandsConfig = Field(default_factory=CommandsConfig,
+                                     description="Commands received over MQTT.")
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig, description="DSP.")
     sensors: SensorsConfig = Field(default_factory=SensorsConfig, description="Sensors.")
     face: FaceConfig = Field(default_factory=FaceConfig, description="Face modality.")
