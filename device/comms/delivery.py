@@ -35,6 +35,7 @@ from device.comms.senml import CONTENT_TYPE as SENML_CONTENT_TYPE
 from device.comms.senml import to_senml
 from device.config import PainmonConfig
 from device.processing.alarms import AlarmBook
+from device.processing.command_input import peek_request_id
 from device.processing.commands import ROLES, CommandRouter
 from device.processing.envelope import Envelope
 
@@ -45,6 +46,11 @@ LIVE_TOPICS = frozenset({"vitals", "face"})
 STATE_TOPICS = frozenset({"alarms", "health"})
 ALARMS_SCHEMA = "painmon.alarms/1"
 COMMAND_QUEUE = 256
+#: Refusals for lack of room still to send; beyond this a flood is only counted.
+BUSY_QUEUE = 4096
+#: Refusals before any handler answered per role and second (sustained, at once); a flood
+#: beyond it is counted, not answered: answering it would cost what the flood costs again.
+REFUSALS_PER_S, REFUSALS_BURST = 20.0, 50
 #: Room kept for urgent commands (acknowledge, ping), apart from the others.
 URGENT_QUEUE = 64
 
@@ -93,6 +99,9 @@ class MqttOutput:
         self._status_published_s = 0.0
         self._urgent: deque = deque()
         self._normal: deque = deque()
+        self._busy: deque = deque()
+        self.commands_unanswered = 0
+        self._refusal_tokens: dict[str, tuple[float, float]] = {}
         self._queued = threading.Condition()
         self._serving = False
         self._command_thread: threading.Thread | None = None
@@ -159,8 +168,8 @@ class MqttOutput:
                 self._publish_senml(pack)
 
     def _publish_now(self, topic: str, message: dict, *, retain: bool = False,
-                     expiry_s: float | None = None) -> None:
-        self.link.publish_json(topic, message, retain=retain, expiry_s=expiry_s,
+                     expiry_s: float | None = None, qos: int | None = None) -> None:
+        self.link.publish_json(topic, message, retain=retain, expiry_s=expiry_s, qos=qos,
                                user_properties=self.user_properties)
 
     def _publish_senml(self, pack: list[dict]) -> None:
@@ -221,15 +230,15 @@ class MqttOutput:
         urgent = self.commands.is_urgent(name)
         with self._queued:
             waiting = self._urgent if urgent else self._normal
-            if len(waiting) >= (URGENT_QUEUE if urgent else COMMAND_QUEUE):
-                full = True
-            else:
-                full = False
+            if len(waiting) < (URGENT_QUEUE if urgent else COMMAND_QUEUE):
                 waiting.append((name, payload, role, retained))
-                self._queued.notify()
-        if full:
-            self._answer(self.commands.refusal(name, "busy: too many commands waiting",
-                                               payload=payload))
+            elif len(self._busy) < BUSY_QUEUE:
+                # Answered by the command thread, after the urgent ones: this thread (paho's)
+                # must keep reading, or the nurse's acknowledge waits behind a flood.
+                self._busy.append((name, peek_request_id(payload), role))
+            else:
+                self.commands_unanswered += 1
+            self._queued.notify()
         self._supervise()
 
     def _clear_retained(self, topic: str) -> None:
@@ -253,27 +262,58 @@ class MqttOutput:
 
     def _next_command(self) -> tuple | None:
         with self._queued:
-            while self._serving and not (self._urgent or self._normal):
+            while self._serving and not (self._urgent or self._busy or self._normal):
                 self._queued.wait()
             if not self._serving:
                 return None
-            return (self._urgent or self._normal).popleft()
+            if self._urgent:
+                return self._urgent.popleft()
+            if self._busy:
+                return self._busy.popleft()
+            return self._normal.popleft()
 
     def _serve_commands(self) -> None:
         while (item := self._next_command()) is not None:
-            name, payload, role, retained = item
             try:
+                if len(item) == 3:  # no room when it came
+                    name, request_id, role = item
+                    if self._may_refuse(role):
+                        self._answer(self.commands.refusal(
+                            name, "busy: too many commands waiting", request_id), durable=False)
+                    continue
+                name, payload, role, retained = item
                 if role not in ROLES:
-                    result = self.commands.refusal(
+                    result, executed = self.commands.refusal(
                         name, f"send commands on cmd/<role>/<name>, role one of {', '.join(ROLES)}"
-                        f" (got {role[:32]!r})", payload=payload)
+                        f" (got {role[:32]!r})", payload=payload), False
                 else:
-                    result = self.commands.handle(name, payload, role=role, retained=retained)
-                self._answer(result)
+                    result, executed = self.commands.answer(name, payload, role=role,
+                                                            retained=retained)
+                if executed or self._may_refuse(role):
+                    self._answer(result, durable=executed)
             except Exception:  # noqa: BLE001 - the next command must still be served
                 log.exception("command %s not answered", name[:64])
 
-    def _answer(self, result: dict[str, Any]) -> None:
+    def _may_refuse(self, role: str) -> bool:
+        """Whether this role's refusals may still be answered now (a token bucket)."""
+        now = time.monotonic()
+        tokens, since = self._refusal_tokens.get(role, (REFUSALS_BURST, now))
+        tokens = min(REFUSALS_BURST, tokens + (now - since) * REFUSALS_PER_S)
+        if tokens < 1.0:
+            self._refusal_tokens[role] = (tokens, now)
+            self.commands_unanswered += 1
+            return False
+        self._refusal_tokens[role] = (tokens - 1.0, now)
+        return True
+
+    def _answer(self, result: dict[str, Any], *, durable: bool = True) -> None:
+        """A result that reached a handler goes through the outbox (kept across an outage);
+        a refusal before any handler is sent at once at QoS 0 and not stored: a flood of them
+        must not wait in the outbox or paho's in-flight window ahead of the acknowledge that
+        follows it."""
         message = self.envelope(result["schema"])
         message.update(result)
-        self("cmd/result", message)
+        if durable:
+            self("cmd/result", message)
+        else:
+            self._publish_now("cmd/result", message, qos=0)

@@ -177,19 +177,25 @@ class CommandRouter:
                retained: bool = False) -> dict:
         """One result for one request, whatever arrives. ``role`` is who sent it (the topic's
         role level, or LOCAL in the process); ``retained`` that the broker kept it."""
+        return self.answer(name, payload, role=role, retained=retained)[0]
+
+    def answer(self, name: str, payload: bytes, *, role: str = LOCAL,
+               retained: bool = False) -> tuple[dict, bool]:
+        """``handle``, and whether the request reached its handler (its result matters after
+        a restart; a refusal before the handler does not change anything on the device)."""
         try:
-            result = self._handle(name, payload, role, retained)
+            result, executed = self._handle(name, payload, role, retained)
         except Exception as exc:  # noqa: BLE001 - never: _handle answers; a last guard
             log.exception("command %s: unexpected failure", str(name)[:64])
             self.refused += 1
-            result = self._result(str(name), peek_request_id(payload), ok=False,
-                                  reason=f"failed: {type(exc).__name__}")
+            result, executed = self._result(str(name), peek_request_id(payload), ok=False,
+                                            reason=f"failed: {type(exc).__name__}"), True
         for listener in self.result_listeners:
             try:
                 listener(name, payload, result)
             except Exception:  # noqa: BLE001 - a failing listener must not lose the answer
                 log.exception("command result listener %r failed", listener)
-        return result
+        return result, executed
 
     def refusal(self, name: str, reason: str, request_id: str | None = None, *,
                 payload: bytes | None = None) -> dict:
@@ -223,7 +229,8 @@ class CommandRouter:
         if age_s < -MAX_FUTURE_S:
             raise CommandRefused(f"t: {-age_s:.0f} s in the future (check the sender's clock)")
 
-    def _handle(self, name: str, payload: bytes, role: str, retained: bool) -> dict:
+    def _handle(self, name: str, payload: bytes, role: str,
+                retained: bool) -> tuple[dict, bool]:
         request_id = peek_request_id(payload, self.max_bytes)
         name = name if isinstance(name, str) else repr(name)
         reached_handler = False
@@ -262,7 +269,7 @@ class CommandRouter:
             if request_id is not None:
                 earlier = self.answered.get(request_id)
                 if earlier is not None:
-                    return self._repeat(name, request_id, *earlier)
+                    return self._repeat(name, request_id, *earlier), True
             request._role = role
             reached_handler = True
             answer = command.handler(request)
@@ -283,7 +290,7 @@ class CommandRouter:
         self.accepted += 1
         return self._remember(True, self._result(name, request_id, ok=True, result=answer))
 
-    def _remember(self, executed: bool, result: dict) -> dict:
+    def _remember(self, executed: bool, result: dict) -> tuple[dict, bool]:
         """Store what a handler answered, so that the request_id is never executed again;
         a refusal before the handler (a typo, a rate limit) may be sent again as it is."""
         if executed and result["request_id"] is not None:
@@ -291,7 +298,7 @@ class CommandRouter:
                 self.answered.put(result["request_id"], result["command"], result)
             except Exception:  # noqa: BLE001 - a full disk must not lose the answer itself
                 log.exception("command %s: answer not remembered", result["command"])
-        return result
+        return result, executed
 
     def _repeat(self, name: str, request_id: str, command: str, result: dict) -> dict:
         if command != name:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import jsonschema
@@ -12,7 +11,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sensors.clock import SteppedClock
-from tests.device.mqtt_helpers import device_config, serve, wait_until
+from tests.device.mqtt_helpers import command, device_config, serve, wait_until
 
 from device.app.root import build_monitor
 from device.comms import schemas
@@ -185,7 +184,7 @@ def test_commands_sent_while_the_device_is_away_arrive_when_it_returns(mosquitto
     sender.loop_start()
     props = Properties(PacketTypes.PUBLISH)
     props.MessageExpiryInterval = 60
-    sender.publish(f"painmon/{device_id}/cmd/ping", json.dumps({"request_id": "while-away"}),
+    sender.publish(f"painmon/{device_id}/cmd/nurse/ping", command(request_id="while-away"),
                    qos=1, properties=props).wait_for_publish(5)
     sender.disconnect()
     sender.loop_stop()
