@@ -11,8 +11,6 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from sensors.clock import SteppedClock
 from tests.device.mqtt_helpers import command, device_config, persistent_broker_config, wait_until
@@ -159,7 +157,7 @@ def test_a_255mb_command_never_reaches_the_device_at_start_after_start(mosquitto
         peak = [0]
         stop = threading.Event()
 
-        def watch():
+        def watch(peak=peak, stop=stop):
             while not stop.wait(0.005):
                 peak[0] = max(peak[0], rss_kb())
 
