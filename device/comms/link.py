@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import ssl
+import stat
 import sys
 import threading
 import time
@@ -67,7 +68,11 @@ def read_password(config: MqttConfig) -> str | None:
     else:
         return None
     try:
-        text = path.read_text(encoding="utf-8")
+        # A regular file only, and only its start: /dev/zero as a password file must not hang.
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise MqttCredentialError(f"the MQTT password file {path} is not a regular file")
+            text = f.read(4096).decode("utf-8")
     except OSError as exc:
         raise MqttCredentialError(f"cannot read the MQTT password from {path}: "
                                   f"{exc.strerror or type(exc).__name__}") from None
