@@ -46,8 +46,8 @@ def _regular_file(path: Path, *, secret: bool, expect: tuple[bytes, ...] = ()) -
     return None
 
 
-def _password(path: Path) -> str | None:
-    problem = _regular_file(path, secret=True)
+def _password(path: Path, *, secret: bool = True) -> str | None:
+    problem = _regular_file(path, secret=secret)
     if problem is None:
         with open(path, "rb") as f:
             first = f.read(PEEK_BYTES).splitlines()
@@ -85,6 +85,12 @@ def file_problems(config: PainmonConfig) -> list[tuple[str, str]]:
     mqtt, tls = config.mqtt, config.mqtt.tls
     if mqtt.password_file is not None:
         check("mqtt.password_file", _password(mqtt.password_file))
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if mqtt.password_credential is not None and credentials:
+        # Under systemd (ExecStartPre= sees the credentials too): the install's empty
+        # placeholder is caught here, not by a crash at every start. systemd sets its mode.
+        check("mqtt.password_credential",
+              _password(Path(credentials) / mqtt.password_credential, secret=False))
     if tls.enabled and tls.ca_file is not None:
         check("mqtt.tls.ca_file", _regular_file(tls.ca_file, secret=False,
                                                 expect=(b"-----BEGIN CERTIFICATE-----",)))

@@ -236,3 +236,13 @@ def test_mutated_example_validates_with_the_key_named_or_runs(tmp_path_factory, 
 
     check()
     print(f"{len(started)} mutated configurations validated and ran")
+
+
+def test_an_empty_systemd_credential_is_refused_at_validation(tmp_path, monkeypatch):
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "mqtt").write_text("")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    data = with_(with_(example(), "mqtt.username", "bed-12"), "mqtt.password_credential", "mqtt")
+    assert "is empty" in problems(write(tmp_path, data))["mqtt.password_credential"]
+    (tmp_path / "creds" / "mqtt").write_text("pw\n")
+    load_config(write(tmp_path, data), for_run=True)
