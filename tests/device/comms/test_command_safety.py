@@ -279,3 +279,22 @@ def test_a_stale_command_and_a_repeated_request_id_through_the_broker(mosquitto,
     finally:
         station.loop_stop()
         device.stop()
+
+
+def test_a_command_thread_that_ended_is_started_again(mosquitto, mqtt_probe, tmp_path):
+    device = Device(mosquitto, tmp_path)
+    probe = mqtt_probe(mosquitto.host, mosquitto.port, f"{BASE}/cmd/result")
+    station = sender(mosquitto)
+    try:
+        with device.output._queued:  # the serving thread ends, as if killed
+            device.output._serving = False
+            device.output._queued.notify_all()
+        device.output._command_thread.join(2)
+        assert not device.output._command_thread.is_alive()
+        device.output._serving = True
+        station.publish(f"{BASE}/cmd/nurse/ping", command(request_id="revived"), qos=1)
+        assert answered(probe, "revived")["ok"]
+        assert device.output.command_thread_restarts == 1
+    finally:
+        station.loop_stop()
+        device.stop()
