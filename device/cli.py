@@ -32,7 +32,7 @@ def setup_logging(verbosity: int = 0) -> None:
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
     try:
-        load_config(args.file)
+        load_config(args.file, for_run=True)  # ok here means `painmon run` starts
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -46,12 +46,12 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load(path: str | None):
+def _load(path: str | None, *, for_run: bool = False):
     """The configuration from ``path`` (defaults when None), or the problems printed."""
     from device.config import default_config
 
     try:
-        return load_config(path) if path else default_config()
+        return load_config(path, for_run=for_run) if path else default_config()
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -110,7 +110,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from device.app.device import run_device
 
-    config = _load(args.config)
+    config = _load(args.config, for_run=True)
     if config is None:
         return EXIT_BAD_INPUT
     return run_device(config, seconds=args.seconds)

@@ -1,9 +1,10 @@
 """Commands to a running device from the command line: ``painmon admit``, ``discharge``,
 ``painad``, ``cpot``, ``analgesia``.
 
-Each publishes one request on ``<prefix>/<device_id>/cmd/<name>`` (QoS 1) with a fresh
-``request_id`` and waits for the device's answer with that id on ``cmd/result``, so it goes
-through the same validation, stay checks and record as a command from any other client.
+Each publishes one request on ``<prefix>/<device_id>/cmd/<role>/<name>`` (QoS 1; role nurse
+by default) with a fresh ``request_id`` and the time it was sent, and waits for the device's
+answer with that id on ``cmd/result``, so it goes through the same validation, stay checks
+and record as a command from any other client.
 """
 
 from __future__ import annotations
@@ -14,16 +15,20 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
+from device.processing.commands import NURSE
+from device.processing.envelope import utc_iso
+
 
 class NoAnswer(Exception):
     """The broker could not be reached, or the device did not answer in time."""
 
 
 def send_command(host: str, port: int, device_id: str, name: str, payload: dict, *,
-                 prefix: str = "painmon", timeout_s: float = 10.0) -> dict:
-    """The device's result for one request (``ok``, ``result`` or ``reason``)."""
+                 prefix: str = "painmon", role: str = NURSE, timeout_s: float = 10.0) -> dict:
+    """The device's result for one request (``ok``, ``result`` or ``reason``), sent on the
+    ``role``'s command topic (the broker's ACL decides who may write it), stamped now."""
     request_id = uuid.uuid4().hex[:16]
-    body = json.dumps({**payload, "request_id": request_id}).encode()
+    body = json.dumps({**payload, "request_id": request_id, "t": utc_iso()}).encode()
     base = f"{prefix}/{device_id}"
     answered = threading.Event()
     subscribed = threading.Event()
@@ -56,7 +61,7 @@ def send_command(host: str, port: int, device_id: str, name: str, payload: dict,
     try:
         if not subscribed.wait(timeout_s):
             raise NoAnswer(f"no subscription on {host}:{port} within {timeout_s:g} s")
-        client.publish(f"{base}/cmd/{name}", body, qos=1)
+        client.publish(f"{base}/cmd/{role}/{name}", body, qos=1)
         if not answered.wait(timeout_s):
             raise NoAnswer(f"device {device_id!r} did not answer {name} within {timeout_s:g} s")
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from gpiozero import Factory
 
@@ -22,6 +23,7 @@ from device.config import PainmonConfig
 from device.config.paths import default_model_dir
 from device.config.sections import DEMO_CAMERA
 from device.processing.alarms import AlarmBook
+from device.processing.answered import ANSWERED_FILE, AnsweredRequests
 from device.processing.commands import CommandRouter
 from device.processing.envelope import Envelope
 from device.processing.face import FaceWorker
@@ -76,7 +78,9 @@ def build_monitor(config: PainmonConfig, clock: Clock, outputs: list[Output] | N
     wall = wall or WallClock()
     envelope = Envelope(config.device_id, boot_id, synced=wall.synced, extra=envelope_extra)
     alarms = AlarmBook(clock)
-    commands = CommandRouter(clock)
+    c = config.commands
+    commands = CommandRouter(clock, rate_per_s=c.rate_per_s, burst=c.burst, max_age_s=c.max_age_s,
+                             answered=AnsweredRequests(Path(config.state_dir) / ANSWERED_FILE))
     if pin_factory is None and config.hardware == "emulated":
         pin_factory = emulated_pin_factory()
     if board is None:

@@ -38,7 +38,7 @@ from device.care.stay import BED_RULE, DRUG_CLASSES, REFERENCE_RULE, Dose, Stay,
 from device.config import PainmonConfig
 from device.config.sections import ROUTES
 from device.processing.alarms import AlarmBook
-from device.processing.commands import CommandRefused, CommandRequest, CommandRouter
+from device.processing.commands import CARERS, CommandRefused, CommandRequest, CommandRouter
 from device.processing.pipeline import Hop
 
 log = logging.getLogger(__name__)
@@ -265,15 +265,18 @@ class Bedside:
     # -- commands ----------------------------------------------------------------------------
     def register(self, router: CommandRouter) -> None:
         router.register("admit", AdmitRequest, lambda r: self.admit(r.reference, r.bed),
-                        "Open a stay: a pseudonymous reference (never a name), a bed label.")
+                        "Open a stay: a pseudonymous reference (never a name), a bed label.",
+                        roles=CARERS)
         router.register("discharge", DischargeRequest, lambda r: self.discharge(r.reference),
-                        "Close the open stay; the device returns to uncalibrated.")
+                        "Close the open stay; the device returns to uncalibrated.",
+                        roles=CARERS)
         for scale, (model, max_total) in SCALES.items():
             router.register(scale, model, lambda r, s=scale: self.score(s, r),
-                            f"A nurse's {scale.upper()} score (each item 0-2, total 0-{max_total}).")
+                            f"A nurse's {scale.upper()} score (each item 0-2, total 0-{max_total}).",
+                            roles=CARERS)
         router.register("analgesia", AnalgesiaRequest,
                         lambda r: self.analgesia(r.route, r.drug_class, r.minutes_ago),
-                        "An analgesic dose; its reassessment falls due by route.")
+                        "An analgesic dose; its reassessment falls due by route.", roles=CARERS)
 
 
 def _source(dose: Dose) -> str:

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.config.paths import private_dir
 from device.processing.envelope import utc_iso
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ FACE_FRAME_SHARE = 0.5
 
 def atomic_write_json(path: Path, data: dict) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

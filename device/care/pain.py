@@ -35,7 +35,15 @@ from device.care.indicators import AlarmOutput
 from device.care.selfreport import SelfReportStore
 from device.config import PainmonConfig
 from device.processing.alarms import AlarmBook
-from device.processing.commands import CommandRefused, CommandRequest, CommandRouter
+from device.processing.commands import (
+    ANYONE,
+    CARERS,
+    LOCAL,
+    PATIENT,
+    CommandRefused,
+    CommandRequest,
+    CommandRouter,
+)
 from device.processing.envelope import Envelope, utc_iso
 from device.processing.face import FaceWorker
 from device.processing.physio import PhysioStage
@@ -72,9 +80,11 @@ class SelfReportRequest(CommandRequest):
 
 
 class AcknowledgeRequest(CommandRequest):
-    alarm_id: str = Field("all", min_length=1, max_length=64,
-                          description='The alarm to acknowledge, or "all".')
-    by: str = Field("remote", min_length=1, max_length=64, description="Who acknowledged.")
+    # Required: an empty payload (what clearing a retained message sends) acknowledges nothing.
+    alarm_id: str = Field(..., min_length=1, max_length=64,
+                          description='The alarm to acknowledge, or "all" (said explicitly).')
+    by: str = Field("remote", min_length=1, max_length=64, description="Who acknowledged "
+                    "(recorded after the sender's role, e.g. nurse/ward-3).")
 
 
 class PainAlarm:
@@ -230,12 +240,14 @@ class PainStage:
     # -- commands ----------------------------------------------------------------------------
     def register(self, router: CommandRouter) -> None:
         router.register("calibrate", CalibrateRequest, self._cmd_calibrate,
-                        "Record the patient's neutral face and resting physiology.")
+                        "Record the patient's neutral face and resting physiology.",
+                        roles=CARERS)
         router.register("self_report", SelfReportRequest, self._cmd_self_report,
-                        "The patient's or nurse's pain rating (NRS 0-10), kept as a label.")
+                        "The patient's or nurse's pain rating (NRS 0-10), kept as a label.",
+                        roles=ANYONE)
         if "acknowledge" not in router.commands:
             router.register("acknowledge", AcknowledgeRequest, self._cmd_acknowledge,
-                            'Acknowledge an alarm by id, or "all".')
+                            'Acknowledge an alarm by id, or "all".', roles=CARERS, urgent=True)
 
     def _cmd_calibrate(self, req: CalibrateRequest) -> dict:
         return self.start_calibration(req.duration_s)
@@ -251,6 +263,10 @@ class PainStage:
                 raise CommandRefused(str(exc)) from None
 
     def _cmd_self_report(self, req: SelfReportRequest) -> dict:
+        # The source is the sender's role where there is one: a patient's tablet cannot file
+        # a nurse's rating.
+        if req.role == PATIENT and req.source != "patient":
+            raise CommandRefused("role patient may only report source 'patient'")
         return self.self_report(req.nrs, req.source)
 
     def self_report(self, nrs: int, source: str) -> dict:
@@ -286,10 +302,11 @@ class PainStage:
         return {"personalised": True, "mapping": _mapping_dict(mapping)}
 
     def _cmd_acknowledge(self, req: AcknowledgeRequest) -> dict:
+        by = req.by if req.role == LOCAL else f"{req.role}/{req.by}"
         if req.alarm_id == "all":
-            done = self.alarms.acknowledge_all(req.by)
+            done = self.alarms.acknowledge_all(by)
             return {"acknowledged": [a.id for a in done]}
-        alarm = self.alarms.acknowledge(req.alarm_id, req.by)
+        alarm = self.alarms.acknowledge(req.alarm_id, by)
         if alarm is None:
             raise CommandRefused(f"no active alarm with id {req.alarm_id!r}")
         return {"acknowledged": [alarm.id]}

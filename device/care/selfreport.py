@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from device.config.paths import private_dir, private_file
+
 REPORTS_FILE = "selfreports.sqlite"
 SOURCES = ("patient", "nurse")
 
@@ -60,7 +62,7 @@ class SelfReportStore:
         if self._conn is None:
             if not create and not self.path.exists():
                 return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(private_dir(self.path.parent) / self.path.name)
             self._conn = sqlite3.connect(self.path, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")  # a report is a clinical record

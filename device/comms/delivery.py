@@ -8,9 +8,11 @@
   again after every reconnect, as are the status and the Home Assistant discovery configs.
 - ``ha`` is the state Home Assistant reads, at its own pace (``device/comms/ha_state.py``).
 
-Commands arrive on ``cmd/<name>`` and are answered by the device's ``CommandRouter`` on a
-thread of their own (a slow handler must not stall paho's network thread); each result goes
-out on ``cmd/result`` through the outbox.
+Commands arrive on ``cmd/<role>/<name>`` (the role level is what the broker's ACL lets a user
+write) and are answered by the device's ``CommandRouter`` on a thread of their own (a slow
+handler must not stall paho's network thread); urgent ones (acknowledge, ping) are served
+first; each result goes out on ``cmd/result`` through the outbox. A retained command is
+refused and cleared; the subscription asks the broker not to send retained ones at all.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,8 @@ from device.comms.senml import CONTENT_TYPE as SENML_CONTENT_TYPE
 from device.comms.senml import to_senml
 from device.config import PainmonConfig
 from device.processing.alarms import AlarmBook
-from device.processing.commands import CommandRouter
+from device.processing.command_input import peek_request_id
+from device.processing.commands import ROLES, CommandRouter
 from device.processing.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,13 @@ LIVE_TOPICS = frozenset({"vitals", "face"})
 STATE_TOPICS = frozenset({"alarms", "health"})
 ALARMS_SCHEMA = "painmon.alarms/1"
 COMMAND_QUEUE = 256
+#: Refusals for lack of room still to send; beyond this a flood is only counted.
+BUSY_QUEUE = 4096
+#: Refusals before any handler answered per role and second (sustained, at once); a flood
+#: beyond it is counted, not answered: answering it would cost what the flood costs again.
+REFUSALS_PER_S, REFUSALS_BURST = 20.0, 50
+#: Room kept for urgent commands (acknowledge, ping), apart from the others.
+URGENT_QUEUE = 64
 
 
 def sw_version() -> str:
@@ -92,9 +102,16 @@ class MqttOutput:
         self.dropped_offline = 0
         self.discovery_published = 0
         self._status_published_s = 0.0
-        self._commands: queue.Queue = queue.Queue(COMMAND_QUEUE)
+        self._urgent: deque = deque()
+        self._normal: deque = deque()
+        self._busy: deque = deque()
+        self.commands_unanswered = 0
+        self._refusal_tokens: dict[str, tuple[float, float]] = {}
+        self._queued = threading.Condition()
+        self._serving = False
         self._command_thread: threading.Thread | None = None
         self.ha_state: HomeAssistantState | None = None
+        self.command_thread_restarts = 0
         link.status_fields = self.status_fields
         link.connect_listeners.append(self._on_connect)
         if self.mqtt.ha_discovery:
@@ -114,14 +131,15 @@ class MqttOutput:
         if self.alarms is not None:
             self.alarms.listeners.append(lambda _event, _alarm: self.publish_alarms())
         if self.commands is not None:
-            # No Local (MQTT 5): the device's own results on cmd/result do not come back to it.
-            options = (SubscribeOptions(qos=1, noLocal=True) if self.mqtt.protocol == "5"
-                       else None)
-            self.link.subscribe_raw(f"{self.link.base_topic}/cmd/+", self._on_command_message,
-                                    qos=1, options=options)
-            self._command_thread = threading.Thread(target=self._serve_commands,
-                                                    name="commands", daemon=True)
-            self._command_thread.start()
+            # MQTT 5: no retained commands at all (retain handling 2), the retain flag as
+            # published (so a retained one arriving live is seen and refused), and not our own.
+            options = (SubscribeOptions(qos=1, noLocal=True, retainAsPublished=True,
+                                        retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+                       if self.mqtt.protocol == "5" else None)
+            self.link.subscribe_raw(f"{self.link.base_topic}/cmd/+/+", self._on_command_message,
+                                    qos=1, options=options, with_retain=True)
+            self._serving = True
+            self._start_command_thread()
         self.publish_alarms()
         self.sender.start()
         return self
@@ -131,7 +149,9 @@ class MqttOutput:
         if self.link.connected:
             self.sender.wait_idle(drain_s)
         if self._command_thread is not None:
-            self._commands.put(None)
+            with self._queued:
+                self._serving = False
+                self._queued.notify_all()
             self._command_thread.join(2.0)
         self.sender.stop()
         self.outbox.close()
@@ -160,8 +180,8 @@ class MqttOutput:
             self.ha_state.observe(topic, message)
 
     def _publish_now(self, topic: str, message: dict, *, retain: bool = False,
-                     expiry_s: float | None = None) -> None:
-        self.link.publish_json(topic, message, retain=retain, expiry_s=expiry_s,
+                     expiry_s: float | None = None, qos: int | None = None) -> None:
+        self.link.publish_json(topic, message, retain=retain, expiry_s=expiry_s, qos=qos,
                                user_properties=self.user_properties)
 
     def _publish_senml(self, pack: list[dict]) -> None:
@@ -221,24 +241,98 @@ class MqttOutput:
             self._status_published_s = now
             self.link.publish_status()
 
-    def _on_command_message(self, topic: str, payload: bytes) -> None:
-        name = topic.rsplit("/", 1)[-1]
-        if name == "result":  # our own answers (MQTT 3.1.1 has no no-local option)
-            return
-        try:
-            self._commands.put_nowait((name, payload))
-        except queue.Full:
-            self._answer(self.commands.refusal(name, "busy: too many commands waiting"))
+    def _on_command_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        # On paho's network thread: no parsing here, only the topic and the queue.
+        role, _, name = topic[len(self.link.base_topic) + len("/cmd/"):].partition("/")
+        if retained:
+            self._clear_retained(topic)
+        urgent = self.commands.is_urgent(name)
+        with self._queued:
+            waiting = self._urgent if urgent else self._normal
+            if len(waiting) < (URGENT_QUEUE if urgent else COMMAND_QUEUE):
+                waiting.append((name, payload, role, retained))
+            elif len(self._busy) < BUSY_QUEUE:
+                # Answered by the command thread, after the urgent ones: this thread (paho's)
+                # must keep reading, or the nurse's acknowledge waits behind a flood.
+                self._busy.append((name, peek_request_id(payload), role))
+            else:
+                self.commands_unanswered += 1
+            self._queued.notify()
+        self._supervise()
+
+    def _clear_retained(self, topic: str) -> None:
+        """An empty retained message removes the broker's copy (where the ACL lets us)."""
+        log.warning("retained command on %s refused; clearing it", topic)
+        self.link.publish_raw(topic, b"", qos=1, retain=True)
+
+    def _start_command_thread(self) -> None:
+        self._command_thread = threading.Thread(target=self._serve_commands,
+                                                name="commands", daemon=True)
+        self._command_thread.start()
+
+    def _supervise(self) -> None:
+        """Start the command thread again if it ever ended while serving (it should not:
+        every request is answered inside a guard), so that commands are never left unheard."""
+        thread = self._command_thread
+        if self._serving and thread is not None and not thread.is_alive():
+            self.command_thread_restarts += 1
+            log.error("command thread had ended; started again")
+            self._start_command_thread()
+
+    def _next_command(self) -> tuple | None:
+        with self._queued:
+            while self._serving and not (self._urgent or self._busy or self._normal):
+                self._queued.wait()
+            if not self._serving:
+                return None
+            if self._urgent:
+                return self._urgent.popleft()
+            if self._busy:
+                return self._busy.popleft()
+            return self._normal.popleft()
 
     def _serve_commands(self) -> None:
-        while True:
-            item = self._commands.get()
-            if item is None:
-                return
-            name, payload = item
-            self._answer(self.commands.handle(name, payload))
+        while (item := self._next_command()) is not None:
+            try:
+                if len(item) == 3:  # no room when it came
+                    name, request_id, role = item
+                    if self._may_refuse(role):
+                        self._answer(self.commands.refusal(
+                            name, "busy: too many commands waiting", request_id), durable=False)
+                    continue
+                name, payload, role, retained = item
+                if role not in ROLES:
+                    result, executed = self.commands.refusal(
+                        name, f"send commands on cmd/<role>/<name>, role one of {', '.join(ROLES)}"
+                        f" (got {role[:32]!r})", payload=payload), False
+                else:
+                    result, executed = self.commands.answer(name, payload, role=role,
+                                                            retained=retained)
+                if executed or self._may_refuse(role):
+                    self._answer(result, durable=executed)
+            except Exception:  # noqa: BLE001 - the next command must still be served
+                log.exception("command %s not answered", name[:64])
 
-    def _answer(self, result: dict[str, Any]) -> None:
+    def _may_refuse(self, role: str) -> bool:
+        """Whether this role's refusals may still be answered now (a token bucket)."""
+        now = time.monotonic()
+        tokens, since = self._refusal_tokens.get(role, (REFUSALS_BURST, now))
+        tokens = min(REFUSALS_BURST, tokens + (now - since) * REFUSALS_PER_S)
+        if tokens < 1.0:
+            self._refusal_tokens[role] = (tokens, now)
+            self.commands_unanswered += 1
+            return False
+        self._refusal_tokens[role] = (tokens - 1.0, now)
+        return True
+
+    def _answer(self, result: dict[str, Any], *, durable: bool = True) -> None:
+        """A result that reached a handler goes through the outbox (kept across an outage);
+        a refusal before any handler is sent at once at QoS 0 and not stored: a flood of them
+        must not wait in the outbox or paho's in-flight window ahead of the acknowledge that
+        follows it."""
         message = self.envelope(result["schema"])
         message.update(result)
-        self("cmd/result", message)
+        if durable:
+            self("cmd/result", message)
+        else:
+            self._publish_now("cmd/result", message, qos=0)

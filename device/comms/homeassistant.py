@@ -31,6 +31,10 @@ from device.processing.health import PRIORITY as TECHNICAL_PRIORITY
 #: Keys every component must carry (Home Assistant refuses an entity without a unique_id).
 REQUIRED_KEYS = ("platform", "name", "unique_id", "default_entity_id")
 HA_SUBTOPIC = "ha"
+#: Where a button's command template puts the time of the press.
+SENT_AT = "<sent-at>"
+#: Home Assistant's buttons send as a carer: the broker's ACL gives its MQTT user the nurse
+#: role's command topics (cmd/nurse/...), see systemd/mosquitto/.
 #: The technical problems a household can act on, one binary sensor each: the sensor-level
 #: alarms of ``device.processing.health``, the camera's (``camera_missing``) read from the
 #: health message's camera state, which raises and clears it.
@@ -103,7 +107,7 @@ ENTITIES = (
     *(_problem(kind) for kind in TECHNICAL_KINDS),
     # The buttons send what any other client would: the command payloads of device/schemas.
     Entity("button", "acknowledge", "Acknowledge alarms", (
-        ("command_topic", "cmd/acknowledge"), ("icon", "mdi:bell-check"),
+        ("command_topic", "cmd/nurse/acknowledge"), ("icon", "mdi:bell-check"),
         ("payload_press", {"schema": "painmon.command.acknowledge/1", "alarm_id": "all",
                            "by": "home-assistant"}))),
     Entity("sensor", "stay", "Stay", (
@@ -113,10 +117,10 @@ ENTITIES = (
         ("value_template", "{{ 'ON' if value_json.reassessment_due else 'OFF' }}"),
         ("icon", "mdi:clipboard-pulse-outline"))),
     Entity("button", "dose_oral", "Oral dose given", (
-        ("command_topic", "cmd/analgesia"), ("icon", "mdi:pill"),
+        ("command_topic", "cmd/nurse/analgesia"), ("icon", "mdi:pill"),
         ("payload_press", {"schema": "painmon.command.analgesia/1", "route": "oral"}))),
     Entity("button", "calibrate", "Start calibration", (
-        ("command_topic", "cmd/calibrate"), ("icon", "mdi:tune-variant"),
+        ("command_topic", "cmd/nurse/calibrate"), ("icon", "mdi:tune-variant"),
         ("entity_category", "config"),
         ("payload_press", {"schema": "painmon.command.calibrate/1"}))),
 )
@@ -147,6 +151,11 @@ def discovery_config(*, device_id: str, base_topic: str, sw_version: str = "",
             if key in ("command_topic", "json_attributes_topic"):
                 value = f"{base_topic}/{value}"
             elif key == "payload_press":
+                # Home Assistant stamps each press with the time it was sent, which the device
+                # needs to refuse a stale command (its button template, rendered at the press).
+                component["command_template"] = json.dumps(
+                    {**value, "t": SENT_AT}, separators=(",", ":")).replace(
+                        f'"{SENT_AT}"', '"{{ utcnow().isoformat() }}"')
                 value = json.dumps(value, separators=(",", ":"))
             component[key] = value
         components[entity.key] = component

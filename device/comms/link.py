@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import ssl
+import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -66,7 +68,11 @@ def read_password(config: MqttConfig) -> str | None:
     else:
         return None
     try:
-        text = path.read_text(encoding="utf-8")
+        # A regular file only, and only its start: /dev/zero as a password file must not hang.
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise MqttCredentialError(f"the MQTT password file {path} is not a regular file")
+            text = f.read(4096).decode("utf-8")
     except OSError as exc:
         raise MqttCredentialError(f"cannot read the MQTT password from {path}: "
                                   f"{exc.strerror or type(exc).__name__}") from None
@@ -137,6 +143,8 @@ class MqttLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_connect_fail = self._on_connect_fail
+        self._last_failure: str | None = None
         self._configure_security()
         will_props = self._properties(PacketTypes.WILLMESSAGE, schema=STATUS_SCHEMA)
         if will_props is not None and config.will_delay_s:
@@ -221,6 +229,9 @@ class MqttLink:
             clean_start = self.config.session_expiry_s == 0
             connect_props = Properties(PacketTypes.CONNECT)
             connect_props.SessionExpiryInterval = self.config.session_expiry_s
+            # The broker sends nothing larger (it drops it for us): a huge command can never
+            # reach the device's memory, let alone kill it at every redelivery.
+            connect_props.MaximumPacketSize = self.config.max_packet_bytes
         self._client.connect_async(self.config.host, self.config.port,
                                    keepalive=self.config.keepalive_s, clean_start=clean_start,
                                    properties=connect_props)
@@ -322,13 +333,17 @@ class MqttLink:
                                      PacketTypes.PUBLISH, schema=STATUS_SCHEMA))
 
     def subscribe_raw(self, topic_filter: str, callback: RawCallback, *, qos: int = 1,
-                      options: SubscribeOptions | None = None) -> None:
+                      options: SubscribeOptions | None = None, with_retain: bool = False) -> None:
         """Call ``callback(topic, payload_bytes)`` for each message on the absolute
-        ``topic_filter``; subscriptions are renewed on every connect."""
+        ``topic_filter`` (``callback(topic, payload_bytes, retained)`` with ``with_retain``);
+        subscriptions are renewed on every connect."""
 
         def deliver(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
             try:
-                callback(message.topic, bytes(message.payload))
+                if with_retain:
+                    callback(message.topic, bytes(message.payload), bool(message.retain))
+                else:
+                    callback(message.topic, bytes(message.payload))
             except Exception:
                 log.exception("MQTT: handler for %s failed", message.topic)
 
@@ -357,9 +372,9 @@ class MqttLink:
         self.last_connect_reason = str(reason)
         if reason.is_failure:
             self.refused += 1
-            log.error("MQTT: %s:%d refused the connection: %s", self.config.host,
-                      self.config.port, reason)
+            self._log_failure(f"refused the connection: {reason}")
             return
+        self._last_failure = None
         self.connects += 1
         self.session_present = bool(getattr(flags, "session_present", False))
         log.info("MQTT: connected to %s:%d (session %s)", self.config.host, self.config.port,
@@ -377,10 +392,30 @@ class MqttLink:
             except Exception:
                 log.exception("MQTT: connect listener %r failed", listener)
 
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        # paho calls this inside its ``except OSError``: the exception is the reason (refused,
+        # unreachable, a certificate for another host...), which paho itself only logs at debug.
+        exc = sys.exc_info()[1]
+        self.last_connect_reason = (f"{type(exc).__name__}: {exc}" if exc is not None
+                                    else "connection failed")
+        self.refused += 1
+        self._log_failure(f"connection failed: {self.last_connect_reason}")
+
+    def _log_failure(self, what: str) -> None:
+        """Every failure is counted; a new reason is logged as an error, a repeat at debug
+        (the backoff retries every reconnect_max_s for as long as it lasts)."""
+        level = logging.DEBUG if what == self._last_failure else logging.ERROR
+        self._last_failure = what
+        log.log(level, "MQTT: %s:%d %s", self.config.host, self.config.port, what)
+
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
                        reason: Any, _properties: Any) -> None:
         was_connected = self._connected.is_set()
         self._connected.clear()
+        if not was_connected and not self._stopped:
+            # Closed before CONNACK: TLS accepted, then the broker hung up (e.g. a client id
+            # or protocol it will not take).
+            self._log_failure(f"closed the connection before accepting it: {reason}")
         if was_connected:
             self.disconnects += 1
             if self._stopped:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from device.config.paths import private_dir, private_file
+
 log = logging.getLogger(__name__)
 
 def outbox_path(state_dir: str | Path, device_id: str) -> Path:
@@ -73,7 +75,7 @@ class Outbox:
         if max_entries < 1:
             raise ValueError(f"outbox max_entries must be >= 1, got {max_entries}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(private_dir(self.path.parent) / self.path.name)
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

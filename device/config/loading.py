@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from device.config.base import KeyedValueError, is_section
+from device.config.files import file_problems
 from device.config.sections import HARDWARE_ENV, PainmonConfig
 
 
@@ -77,29 +79,49 @@ def _problem(file: str, err: dict, env_hardware: bool) -> ConfigProblem:
     return ConfigProblem(file, ".".join(loc), message)
 
 
-def validate_config(data: dict[str, Any], source: str = "<config>") -> PainmonConfig:
-    """Validate a parsed TOML document, after applying the environment's overrides."""
+def validate_config(data: dict[str, Any], source: str = "<config>", *,
+                    check_files: bool = True) -> PainmonConfig:
+    """Validate a parsed TOML document, after applying the environment's overrides; with
+    ``check_files``, also the files and directories it names (``device.config.files``)."""
     env_hardware = bool(os.environ.get(HARDWARE_ENV))
     if env_hardware:
         data = {**data, "hardware": os.environ[HARDWARE_ENV]}
     try:
-        return PainmonConfig.model_validate(data)
+        config = PainmonConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_problem(source, e, env_hardware) for e in exc.errors()]) from None
+    if check_files:
+        problems = [ConfigProblem(source, key, message) for key, message in file_problems(config)]
+        if problems:
+            raise ConfigError(problems)
+    return config
 
 
 # Python 3.11's TOMLDecodeError carries the position only inside its message.
 _TOML_POSITION = re.compile(r"^(?P<what>.*?) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 
 
-def load_config(path: str | os.PathLike) -> PainmonConfig:
-    """Read and validate a TOML configuration file; raises ``ConfigError``."""
+#: A configuration is a few kilobytes; anything far larger is not one.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def load_config(path: str | os.PathLike, *, for_run: bool = False) -> PainmonConfig:
+    """Read and validate a TOML configuration file; raises ``ConfigError``. ``for_run``: the
+    file is a device's, so it must name the device (an empty file would otherwise run the
+    demo's simulated patient as ``painmon-demo``)."""
     source = str(path)
 
-    def fail(message: str) -> ConfigError:
-        return ConfigError([ConfigProblem(source, "", message)])
+    def fail(message: str, key: str = "") -> ConfigError:
+        return ConfigError([ConfigProblem(source, key, message)])
 
     try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise fail("is a directory, not a configuration file")
+        if not stat.S_ISREG(info.st_mode):
+            raise fail("not a regular file")  # /dev/zero would be read for ever
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise fail(f"{info.st_size} bytes: a configuration is at most {MAX_CONFIG_BYTES}")
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
@@ -112,7 +134,18 @@ def load_config(path: str | os.PathLike) -> PainmonConfig:
         m = _TOML_POSITION.match(str(exc))
         where = f"line {m['line']}, column {m['col']}: " if m else ""
         raise fail(f"{where}invalid TOML: {m['what'] if m else exc}") from None
-    return validate_config(data, source)
+    problems = []
+    if for_run and "device_id" not in data:
+        problems.append(ConfigProblem(source, "device_id", "a device's configuration must set "
+                                      "device_id (without it the device would run as the "
+                                      "demo, 'painmon-demo')"))
+    try:
+        config = validate_config(data, source)
+    except ConfigError as exc:
+        raise ConfigError(problems + exc.problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def default_config() -> PainmonConfig:

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from device.config.base import STRICT as _STRICT
-from device.config.base import KeyedValueError
+from device.config.base import KeyedValueError, absolute_path
 from device.config.paths import default_state_dir
 from device.config.sensors import SensorsConfig
 
@@ -37,6 +37,8 @@ class MqttTlsConfig(BaseModel):
         None, strict=False, description="Client certificate (PEM), for brokers that ask for one.")
     key_file: Path | None = Field(
         None, strict=False, description="Private key of cert_file (PEM), if not inside it.")
+
+    _paths = field_validator("ca_file", "cert_file", "key_file")(absolute_path)
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> MqttTlsConfig:
@@ -97,6 +99,11 @@ class MqttConfig(BaseModel):
         "most this often (device time; 0: on every change); pain level and alarms at once.")
     senml: bool = Field(False, description="Also publish the numeric values as SenML "
                         "(RFC 8428) on <prefix>/<device_id>/senml.")
+    max_packet_bytes: int = Field(
+        16384, ge=8192, le=1_048_576, description="MQTT 5 maximum packet size the device "
+        "accepts (sent in CONNECT): the broker drops anything larger instead of delivering it.")
+
+    _paths = field_validator("password_file")(absolute_path)
 
     @field_validator("topic_prefix", "ha_discovery_prefix")
     @classmethod
@@ -124,6 +131,17 @@ class MqttConfig(BaseModel):
     def client_id_for(self, device_id: str) -> str:
         """The MQTT client identifier: ``client_id``, else ``painmon-<device_id>``."""
         return self.client_id or f"painmon-{device_id}"
+
+
+class CommandsConfig(BaseModel):
+    model_config = _STRICT
+
+    max_age_s: float = Field(
+        60.0, ge=5, le=3600, strict=False, description="A command sent longer ago than this "
+        "(its t) is refused as stale.")
+    rate_per_s: float = Field(5.0, ge=0.1, le=100, strict=False,
+                              description="Commands per second each role may send, sustained...")
+    burst: int = Field(20, ge=1, le=1000, description="... and at once.")
 
 
 class ProcessingConfig(BaseModel):
@@ -168,7 +186,7 @@ class FaceConfig(BaseModel):
         'a folder of images, a video file, or "photo" (the demo\'s photograph, emulated only).',
         json_schema_extra={"default_doc": '"photo" with hardware = "emulated", else "picamera2"'},
     )
-    fps: float = Field(10.0, gt=0, le=30, strict=False, description="Frames analysed per second.")
+    fps: float = Field(10.0, ge=0.5, le=30, strict=False, description="Frames analysed per second.")
     tracking: bool = Field(
         True, description="Track the face from the last landmarks; detect only when lost.")
     num_threads: int = Field(1, ge=1, le=4, description="TFLite threads per model.")
@@ -176,6 +194,8 @@ class FaceConfig(BaseModel):
         None, strict=False, description="Where the fetched face models are.",
         json_schema_extra={"default_doc": "$PAINMON_MODEL_DIR, else ~/.cache/painmon/models"},
     )
+
+    _paths = field_validator("model_dir")(absolute_path)
 
 
 class PainConfig(BaseModel):
@@ -186,7 +206,7 @@ class PainConfig(BaseModel):
     physio_weight: float = Field(1.0, ge=0, le=10, strict=False,
                                  description="Fusion prior of the physiology at full confidence.")
     motion_high_g: float = Field(
-        0.15, gt=0, le=2, strict=False,
+        0.15, ge=0.01, le=2, strict=False,
         description="Limb motion from which the physiology is trusted less (flag motion_high).")
     smoothing_s: float = Field(5.0, ge=0, le=120, strict=False,
                                description="Time constant of the fused score's smoothing.")
@@ -200,7 +220,7 @@ class PainConfig(BaseModel):
         15.0, ge=0, le=3600, strict=False,
         description="The alarm clears after the score stays below threshold - hysteresis this long.")
     alarm_escalate_after_s: float = Field(
-        120.0, gt=0, le=86400, strict=False,
+        120.0, ge=1, le=86400, strict=False,
         description="An unacknowledged pain alarm escalates to high priority after this.")
     calibration_s: float = Field(120.0, ge=30, le=1800, strict=False,
                                  description="Default length of a calibration at rest.")
@@ -215,11 +235,11 @@ class AlarmOutputConfig(BaseModel):
     model_config = _STRICT
 
     led_high_pin: int | None = Field(
-        None, ge=0, le=53, description="GPIO (BCM) of the high-priority (red) alarm LED; none: off.")
+        None, ge=0, le=27, description="GPIO (BCM) of the high-priority (red) alarm LED; none: off.")
     led_medium_pin: int | None = Field(
-        None, ge=0, le=53,
+        None, ge=0, le=27,
         description="GPIO (BCM) of the medium/low-priority (yellow) alarm LED; none: off.")
-    buzzer_pin: int | None = Field(None, ge=0, le=53,
+    buzzer_pin: int | None = Field(None, ge=0, le=27,
                                    description="GPIO (BCM) of the alarm buzzer; none: silent.")
     buzzer_active_high: bool = Field(True, description="The buzzer sounds with the pin high.")
 
@@ -228,10 +248,10 @@ class ButtonsConfig(BaseModel):
     model_config = _STRICT
 
     acknowledge_pin: int | None = Field(
-        None, ge=0, le=53, description="GPIO (BCM) of the acknowledge button (press: acknowledge "
+        None, ge=0, le=27, description="GPIO (BCM) of the acknowledge button (press: acknowledge "
         "all alarms; hold: start a calibration); none: no button.")
     report_pin: int | None = Field(
-        None, ge=0, le=53, description="GPIO (BCM) of the self-report button (N presses: NRS N; "
+        None, ge=0, le=27, description="GPIO (BCM) of the self-report button (N presses: NRS N; "
         "hold: NRS 0); none: no button.")
     stay_pin: int | None = Field(
         None, ge=0, le=53, description="GPIO (BCM) of the stay button (hold: admit a patient under "
@@ -263,8 +283,10 @@ class RecordingConfig(BaseModel):
         None, strict=False, description="Where the EDF+ files and event sidecars go.",
         json_schema_extra={"default_doc": "<state_dir>/recordings"})
     rotate_min: float = Field(
-        10.0, gt=0, le=1440, strict=False,
+        10.0, ge=0.5, le=1440, strict=False,
         description="Minutes per file; a power cut loses at most the open file's tail.")
+
+    _paths = field_validator("dir")(absolute_path)
 
 
 ROUTES = ("iv", "im", "sc", "oral", "sublingual", "intranasal", "rectal", "transdermal",
@@ -323,6 +345,8 @@ class PainmonConfig(BaseModel):
         json_schema_extra={"default_doc": "$STATE_DIRECTORY, else ~/.local/state/painmon"},
     )
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT.")
+    commands: CommandsConfig = Field(default_factory=CommandsConfig,
+                                     description="Commands received over MQTT.")
     processing: ProcessingConfig = Field(default_factory=ProcessingConfig, description="DSP.")
     sensors: SensorsConfig = Field(default_factory=SensorsConfig, description="Sensors.")
     face: FaceConfig = Field(default_factory=FaceConfig, description="Face modality.")
@@ -336,10 +360,7 @@ class PainmonConfig(BaseModel):
     care: CareConfig = Field(default_factory=CareConfig,
                              description="Stays, observational scales, analgesia follow-up.")
 
-    @field_validator("state_dir")
-    @classmethod
-    def _expand_home(cls, value: Path) -> Path:
-        return value.expanduser()
+    _paths = field_validator("state_dir")(absolute_path)
 
     @model_validator(mode="after")
     def _demo_parts_only_when_emulated(self) -> PainmonConfig:
@@ -356,4 +377,11 @@ class PainmonConfig(BaseModel):
             key = "simulator." + sorted(self.simulator.model_fields_set)[0]
             raise KeyedValueError(key, 'the simulator only feeds the emulated board: remove '
                                   '[simulator] or set hardware = "emulated"')
+        return self
+
+    @model_validator(mode="after")
+    def _pins_distinct(self) -> PainmonConfig:
+        from device.config.wiring import check_all_pins
+
+        check_all_pins(self)
         return self

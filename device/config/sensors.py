@@ -110,8 +110,10 @@ class GsrConfig(BaseModel):
         0, ge=0, le=7, description="ADC input: AIN0-3 (ads1115) or CH0-7 (mcp3008), vs GND.")
     rate_hz: int = Field(8, ge=1, le=50, description="Sample rate.")
     pga_v: PgaVolts = Field(0.512, description="ADC full scale (PGA).", json_schema_extra=_PGA_DOC)
-    r_ref_ohm: float = Field(100_000.0, gt=0, description="Reference resistor in series with skin.")
-    v_excitation_v: float = Field(0.5, gt=0, le=5, description="Voltage across the divider.")
+    r_ref_ohm: float = Field(100_000.0, ge=1_000, le=100_000_000,
+                             description="Reference resistor in series with skin (1 kOhm to "
+                             "100 MOhm: skin is 10 kOhm to 10 MOhm).")
+    v_excitation_v: float = Field(0.5, ge=0.05, le=5, description="Voltage across the divider.")
     offset_v: float = Field(0.0, ge=-5, le=5, description="Reading with the electrodes open.")
 
 
@@ -125,7 +127,8 @@ class EcgConfig(BaseModel):
         1, ge=0, le=7, description="ADC input of the AD8232 output (AIN0-3 or CH0-7).")
     rate_hz: int = Field(250, ge=50, le=500, description="Sample rate (ad8232 through the ADC).")
     pga_v: PgaVolts = Field(4.096, description="ADC full scale (PGA).", json_schema_extra=_PGA_DOC)
-    gain: float = Field(1100.0, gt=0, description="AD8232 gain, electrodes to ADC input.")
+    gain: float = Field(1100.0, ge=1, le=10_000,
+                        description="AD8232 gain, electrodes to ADC input (1 to 10000).")
     v_ref_v: float = Field(1.65, ge=0, le=5, description="AD8232 output for 0 mV at the skin.")
     lo_plus_pin: int | None = Field(
         None, ge=0, le=27, description="GPIO (BCM) wired to the AD8232 LO+ (lead-off) output.")

@@ -59,3 +59,34 @@ def check_wiring(s, analog: list[str]) -> None:
         if pin in seen:
             raise _error(key, f"GPIO{pin} is already sensors.{seen[pin]}")
         seen[pin] = key
+
+
+def check_all_pins(c) -> None:
+    """Every GPIO the configuration drives or reads (``c`` a PainmonConfig), across the
+    sensors, the alarm output and the buttons, is one line of its own and not a bus's: a
+    buzzer on an LED's pin would disable the whole local alarm."""
+    s = c.sensors
+    spi_adc = s.adc.enabled and s.adc.chip == "mcp3008"
+    spi_ecg = s.ecg.enabled and s.ecg.source == "ads1292r"
+    reserved = dict(_I2C1_PINS)
+    if (spi_adc and s.adc.spi_bus == 0) or (spi_ecg and s.ecg.spi_bus == 0):
+        reserved.update(_SPI0_PINS)
+    pins = {"sensors.ppg.int_pin": s.ppg.int_pin if s.ppg.enabled else None,
+            "sensors.adc.alert_pin": s.adc.alert_pin if s.adc.enabled else None,
+            "sensors.ecg.lo_plus_pin": s.ecg.lo_plus_pin if s.ecg.enabled else None,
+            "sensors.ecg.lo_minus_pin": s.ecg.lo_minus_pin if s.ecg.enabled else None,
+            "sensors.ecg.drdy_pin": s.ecg.drdy_pin if s.ecg.enabled else None,
+            "alarm.led_high_pin": c.alarm.led_high_pin,
+            "alarm.led_medium_pin": c.alarm.led_medium_pin,
+            "alarm.buzzer_pin": c.alarm.buzzer_pin,
+            "buttons.acknowledge_pin": c.buttons.acknowledge_pin,
+            "buttons.report_pin": c.buttons.report_pin}
+    seen: dict[int, str] = {}
+    for key, pin in pins.items():
+        if pin is None:
+            continue
+        if pin in reserved:
+            raise _error(key, f"GPIO{pin} is {reserved[pin]}, in use by a bus")
+        if pin in seen:
+            raise _error(key, f"GPIO{pin} is already {seen[pin]}")
+        seen[pin] = key

@@ -32,7 +32,9 @@ import numpy as np
 
 from sensors.max3010x import FULL_SCALE_COUNTS
 
-from device.processing.commands import CommandRefused, CommandRequest, CommandRouter
+from device.config.paths import private_dir, private_file
+from device.processing.command_input import PayloadRefused, read_command
+from device.processing.commands import CARERS, CommandRefused, CommandRequest, CommandRouter
 from device.processing.timesync import WallClock
 
 if TYPE_CHECKING:
@@ -152,7 +154,10 @@ class Segment:
         self.records = 0
         self.r0 = 0
         self.clipped = 0
-        self._events = open(self.events_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        # Recordings are health data: owner only, whatever the umask.
+        fd = os.open(self.events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._events = os.fdopen(fd, "a", encoding="utf-8")
+        private_file(self.events_path)
         self._last_fsync_ns = 0
 
     def event(self, t_ns: int, topic: str, message: dict, *, fsync: bool) -> None:
@@ -171,6 +176,7 @@ class Segment:
 
         self.channels, self.r0 = list(channels), r0
         writer = pyedflib.EdfWriter(str(self.edf_path), len(channels), pyedflib.FILETYPE_EDFPLUS)
+        private_file(self.edf_path)
         headers = []
         for ch in channels:
             lo, hi = UNIT_RANGES.get(ch.unit, FALLBACK_RANGE)
@@ -250,18 +256,26 @@ class Recorder:
         pipeline.add_output(self.on_message)
         pipeline.add_block_tap(self.on_blocks)
         commands.register("record", RecordRequest, self.command,
-                          "Start or stop recording raw signals (EDF+) and events.")
+                          "Start or stop recording raw signals (EDF+) and events.",
+                          roles=CARERS)
         commands.result_listeners.append(self.on_command)
         return self
 
     def on_command(self, name: str, payload: bytes, result: dict) -> None:
-        try:
-            request = json.loads(payload) if payload.strip() else {}
-        except ValueError:
-            request = {"raw": payload[:200].decode("utf-8", "replace")}
-        topic = COMMAND_TOPICS.get(name, "command")
-        self.on_message(topic, {"command": name, "request": request, "ok": result.get("ok"),
-                                "result": result.get("result"), "reason": result.get("reason")})
+        """A handled command in full; a refused one as a short summary (its size and the
+        reason), never its payload: a flood of large refused commands must not fill the disk."""
+        if result.get("ok"):
+            try:
+                request = read_command(payload)
+            except PayloadRefused as exc:  # accepted yet unreadable here: say so, briefly
+                request = {"unreadable": str(exc)[:200]}
+        else:
+            request = {"bytes": len(payload) if isinstance(payload, (bytes, bytearray)) else None,
+                       "request_id": result.get("request_id")}
+        topic = COMMAND_TOPICS.get(name, "command") if result.get("ok") else "command"
+        self.on_message(topic, {"command": str(name)[:64], "request": request,
+                                "ok": result.get("ok"), "result": result.get("result"),
+                                "reason": result.get("reason")})
 
     def command(self, request: RecordRequest) -> dict:
         if request.action == "start":
@@ -284,7 +298,7 @@ class Recorder:
             raise RuntimeError("recording needs pyedflib: pip install 'painmon[record]'") from None
         with self._lock:
             if self._segment is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                private_dir(self.directory)
                 self._t0_ns = self.clock.now_ns()
                 self._streams.clear()
                 self._next_record = 0

@@ -67,8 +67,13 @@ def validator(schema_name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
-def command_topic(prefix: str, device_id: str, command: str) -> str:
-    return f"{prefix}/{device_id}/cmd/{command}"
+#: The station sends for its nurses: the broker's ACL gives its MQTT user the nurse role's
+#: command topics (systemd/mosquitto/); who pressed is in the station's own audit trail.
+COMMAND_ROLE = "nurse"
+
+
+def command_topic(prefix: str, device_id: str, command: str, role: str = COMMAND_ROLE) -> str:
+    return f"{prefix}/{device_id}/cmd/{role}/{command}"
 
 
 ACKNOWLEDGE_SCHEMA = "painmon.command.acknowledge/1"

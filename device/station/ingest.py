@@ -30,6 +30,7 @@ from sqlalchemy import exc as sa_exc
 
 from device.comms.link import read_password
 from device.config import MqttConfig
+from device.processing.envelope import utc_iso
 from device.station import api
 from device.station.config import RetentionConfig
 from device.station.store import Received, Store, parse_t
@@ -200,7 +201,8 @@ class Ingest:
                      timeout_s: float = 5.0) -> str:
         """Publish a command (QoS 1), recorded with who sent it; its request id."""
         request_id = uuid.uuid4().hex[:16]
-        body = {"request_id": request_id, "schema": f"painmon.command.{command}/1", **payload}
+        body = {"request_id": request_id, "schema": f"painmon.command.{command}/1",
+                "t": utc_iso(), **payload}  # sent now: the device refuses stale commands
         self.store.command_sent(request_id, device_id, command, body, username)
         info = self.client.publish(api.command_topic(self.prefix, device_id, command),
                                    json.dumps(body), qos=1)

@@ -24,6 +24,7 @@ from models.physio.features import (
     step_features,
 )
 from models.physio.inputs import CONTEXT_FROM_S, HISTORY_STEPS, INPUT_NAMES, model_inputs
+from models.physio.integrity import verify_model
 from models.runtime import TFLiteModel
 from sensors.types import SampleBlock
 
@@ -79,7 +80,8 @@ class PhysioEstimator:
 
     def __init__(self, model_path: str | Path | None = None, num_threads: int = 1,
                  baseline: Baseline | None = None, ppg_polarity: int = 1) -> None:
-        self.model = TFLiteModel(model_path or DEFAULT_MODEL, num_threads=num_threads)
+        self.model = TFLiteModel(verify_model(model_path or DEFAULT_MODEL),
+                                 num_threads=num_threads)
         shape = self.model.input_shape()
         if len(shape) != 3 or shape[2] != len(INPUT_NAMES):
             raise ValueError(f"{self.model.path.name}: input shape {shape} is not "

@@ -193,3 +193,10 @@ def serve(monitor, link):
 
     return MqttOutput(monitor.config, link, monitor.envelope, alarms=monitor.alarms,
                       commands=monitor.commands, clock=monitor.clock).start()
+
+
+def command(**fields) -> bytes:
+    """A command payload as a station sends it: the fields and the time it was sent."""
+    from device.processing.envelope import utc_iso
+
+    return json.dumps({"t": utc_iso(), **fields}).encode()

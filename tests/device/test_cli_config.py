@@ -28,7 +28,7 @@ def test_validate_good_file(tmp_path, capsys):
 
 def test_validate_bad_file_prints_each_problem(tmp_path, capsys):
     path = tmp_path / "bad.toml"
-    path.write_text("[mqtt]\nbogus = 1\nport = 0\n[sensors.ppg]\nsample_rate_hz = 120\n")
+    path.write_text("device_id = \"bed-1\"\n[mqtt]\nbogus = 1\nport = 0\n[sensors.ppg]\nsample_rate_hz = 120\n")
     assert main(["validate-config", str(path)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
@@ -72,7 +72,7 @@ def test_example_validates_through_a_real_process(tmp_path):
     assert (done.returncode, done.stdout) == (0, f"{example}: ok\n"), done.stderr
 
     bad = tmp_path / "bad.toml"
-    bad.write_text("[sensors.gsr]\nadc_channel = 1\n")
+    bad.write_text("device_id = \"bed-1\"\n[sensors.gsr]\nadc_channel = 1\n")
     done = subprocess.run([sys.executable, "-m", "device.cli", "validate-config", str(bad)],
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 2

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from sensors.clock import ScaledClock
-from tests.device.mqtt_helpers import device_config, wait_until
+from tests.device.mqtt_helpers import command, device_config, wait_until
 from tools import api_docs
 
 from device.app.device import mqtt_output
@@ -127,15 +127,15 @@ def test_everything_the_device_publishes_validates(mosquitto, mqtt_probe, tmp_pa
         pipeline.alarms.acknowledge(alarm.id, "nurse")
         pipeline.alarms.clear("test_alarm", "api")
         sender = probe._client
-        requests = {"ping": b'{"request_id": "r1", "echo": "hi"}', "nope": b"{}",
-                    "self_report": b'{"nrs": 4}', "acknowledge": b'{"alarm_id": "all"}',
-                    "calibrate": b'{"duration_s": 1}', "record": b"not json",
-                    "admit": b'{"reference": "api-1"}', "analgesia": b'{"route": "iv"}',
-                    "painad": json.dumps(dict.fromkeys(
+        requests = {"ping": command(request_id="r1", echo="hi"), "nope": command(),
+                    "self_report": command(nrs=4), "acknowledge": command(alarm_id="all"),
+                    "calibrate": command(duration_s=1), "record": b"not json",
+                    "admit": command(reference="api-1"), "analgesia": command(route="iv"),
+                    "painad": command(**dict.fromkeys(
                         ("breathing", "negative_vocalization", "facial_expression",
-                         "body_language", "consolability"), 1)).encode()}
+                         "body_language", "consolability"), 1))}
         for name, payload in requests.items():
-            sender.publish(f"painmon/{device_id}/cmd/{name}", payload, qos=1)
+            sender.publish(f"painmon/{device_id}/cmd/nurse/{name}", payload, qos=1)
         wait_until(lambda: sum(m.topic.endswith("/cmd/result") for m in probe.messages)
                    >= len(requests), 10, "every command answered")
         assert output.sender.wait_idle(10)
@@ -146,7 +146,7 @@ def test_everything_the_device_publishes_validates(mosquitto, mqtt_probe, tmp_pa
         link.stop()
     checked: dict[str, int] = {}
     for message in probe.messages:
-        if message.topic.endswith(tuple(f"/cmd/{n}" for n in requests)):
+        if message.topic.endswith(tuple(f"/cmd/nurse/{n}" for n in requests)):
             continue  # what the test itself sent
         name = validate(message.topic, message.json() if message.payload else None)
         checked[name] = checked.get(name, 0) + 1

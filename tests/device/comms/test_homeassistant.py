@@ -12,7 +12,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from sensors.clock import SteppedClock
-from tests.device.mqtt_helpers import device_config, serve, wait_until
+from tests.device.mqtt_helpers import command, device_config, serve, wait_until
 
 from device.app.root import build_monitor
 from device.comms import schemas
@@ -91,13 +91,50 @@ def test_discovery_config_is_complete_and_suggests_entity_ids():
     assert len({c["default_entity_id"] for c in components.values()}) == len(components)
 
 
+def pressed(component: dict) -> str:
+    """What Home Assistant publishes when the button is pressed: its command template rendered
+    (with jinja2, Home Assistant's engine) on its payload."""
+    from datetime import UTC, datetime
+
+    import jinja2
+
+    template = jinja2.Environment().from_string(component["command_template"])
+    return template.render(value=component["payload_press"], utcnow=lambda: datetime.now(UTC))
+
+
 @pytest.mark.parametrize("button,command", [("acknowledge", "acknowledge"),
-                                            ("calibrate", "calibrate")])
+                                            ("calibrate", "calibrate"),
+                                            ("dose_oral", "analgesia")])
 def test_buttons_send_the_device_command_payloads(button, command):
+    """What a press publishes: the command's payload, stamped with the time of the press by
+    the button's template (rendered here with jinja2, Home Assistant's engine), on the nurse
+    role's topic; the device takes it as fresh."""
+    jinja2 = pytest.importorskip("jinja2")
+    from datetime import UTC, datetime
+
+    from sensors.clock import MonotonicClock
+
+    from device.processing.commands import CommandRouter
+
     component = config_for()["components"][button]
     schema = schemas.load_file(f"command.{command}.v1.schema.json")
-    assert component["command_topic"] == schema["x-topic"].replace("<device_id>", "bed-9")
-    jsonschema.validate(json.loads(component["payload_press"]), schema)
+    assert component["command_topic"] == schema["x-topic"].replace(
+        "<device_id>", "bed-9").replace("<role>", "nurse")
+    template = jinja2.Environment().from_string(component["command_template"])
+    sent = json.loads(template.render(value=component["payload_press"],
+                                      utcnow=lambda: datetime.now(UTC)))
+    jsonschema.validate(sent, schema)
+    assert sent == {**json.loads(component["payload_press"]), "t": sent["t"]}
+    from device.care.bedside import AnalgesiaRequest
+    from device.care.pain import AcknowledgeRequest, CalibrateRequest
+    from device.processing.commands import ANYONE
+
+    model = {"acknowledge": AcknowledgeRequest, "calibrate": CalibrateRequest,
+             "analgesia": AnalgesiaRequest}[command]
+    router = CommandRouter(MonotonicClock())
+    router.register(command, model, lambda request: {"seen": True}, "as the device", roles=ANYONE)
+    answer = router.handle(command, json.dumps(sent).encode(), role="nurse")
+    assert answer["ok"], answer  # valid, and fresh by its stamp
 
 
 def test_discovery_messages_hand_over_the_old_per_entity_configs():
@@ -257,7 +294,7 @@ def test_discovery_is_retained_and_republished_when_home_assistant_comes_online(
         assert monitor.commands.handle("admit", b'{"reference": "stay-01"}')["ok"]
         buttons = config_for(device_id)["components"]
         for key in ("acknowledge", "calibrate"):
-            announcer.publish(buttons[key]["command_topic"], buttons[key]["payload_press"],
+            announcer.publish(buttons[key]["command_topic"], pressed(buttons[key]),
                               qos=1).wait_for_publish(5)
             answer = results.wait_for(lambda m, key=key: m.json()["command"] == key).json()
             assert answer["ok"], answer
@@ -355,7 +392,7 @@ def test_commands_sent_while_the_device_is_away_arrive_when_it_returns(mosquitto
     sender.loop_start()
     props = Properties(PacketTypes.PUBLISH)
     props.MessageExpiryInterval = 60
-    sender.publish(f"painmon/{device_id}/cmd/ping", json.dumps({"request_id": "while-away"}),
+    sender.publish(f"painmon/{device_id}/cmd/nurse/ping", command(request_id="while-away"),
                    qos=1, properties=props).wait_for_publish(5)
     sender.disconnect()
     sender.loop_stop()

@@ -186,3 +186,18 @@ def test_config_refuses_a_password_without_user_or_two_sources():
                                                "password_credential": "mqtt"}})
     with pytest.raises(ValueError, match="cert_file"):
         PainmonConfig.model_validate({"mqtt": {"tls": {"enabled": True, "key_file": "/k"}}})
+
+
+def test_a_certificate_for_another_host_is_refused_and_logged(secured, pki, tmp_path, caplog):
+    """The broker's certificate names 127.0.0.1; reached as "localhost" it does not match."""
+    _, tls_port = secured
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD)
+    caplog.set_level(logging.INFO)
+    config = device_mqtt(pki, tls_port, secret).model_copy(update={"host": "localhost"})
+    with MqttLink(config, DEVICE) as link:
+        wait_until(lambda: link.refused >= 1, 10, "a failed TLS handshake")
+        assert not link.connected
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("certificate" in e.lower() and "localhost" in e for e in errors), errors
+    assert "certificate" in link.last_connect_reason.lower()
