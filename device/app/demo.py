@@ -13,6 +13,7 @@ from sensors.clock import ScaledClock
 
 from device.app.broker_choice import with_broker
 from device.app.console import console_for, where
+from device.app.demo_faults import DemoFault, schedule_faults
 from device.app.device import connect, freeze_startup_heap, stop_on_signals
 from device.app.root import Monitor, build_monitor
 from device.comms.link import MqttLink
@@ -92,8 +93,10 @@ def demo_config(config_path: str | None = None, camera: str | None = None) -> Pa
 
 def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: float = 1.0,
              config_path: str | None = None, camera: str | None = None,
-             out: TextIO = sys.stdout, quiet: bool = False, record: str | None = None) -> int:
-    """The emulated board through the real drivers and signal path, published over MQTT."""
+             out: TextIO = sys.stdout, quiet: bool = False, record: str | None = None,
+             faults: list[DemoFault] | None = None) -> int:
+    """The emulated board through the real drivers and signal path, published over MQTT;
+    ``faults`` play sensor faults on the emulated patient at their times."""
     config = demo_config(config_path, camera)
     boot_id = new_boot_id()
     with ExitStack() as stack:
@@ -109,6 +112,8 @@ def run_demo(*, seconds: float | None = None, broker: str | None = None, speed: 
             face_calibrate_frames=round(DEMO_FACE_CALIBRATION_S * config.face.fps))
         connect(monitor, link, stack, record=record)
         simulator = monitor.board.emulated.simulator
+        if faults:
+            schedule_faults(monitor.board.emulated, faults)
         script = CareScript(monitor, getattr(simulator.scenario, "care", ()))
 
         def truth(_topic: str) -> str:
