@@ -26,6 +26,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from device.processing.state_files import OnDamaged, check_sqlite
+
 log = logging.getLogger(__name__)
 
 def outbox_path(state_dir: str | Path, device_id: str) -> Path:
@@ -69,11 +71,13 @@ class Entry:
 class Outbox:
     """The on-disk queue. Thread-safe; one connection guarded by a lock."""
 
-    def __init__(self, path: str | Path, max_entries: int = 50_000) -> None:
+    def __init__(self, path: str | Path, max_entries: int = 50_000, *,
+                 on_damaged: OnDamaged | None = None) -> None:
         if max_entries < 1:
             raise ValueError(f"outbox max_entries must be >= 1, got {max_entries}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        check_sqlite(self.path, on_damaged)  # a damaged file is moved aside, not opened
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -248,11 +252,11 @@ class OutboxSender:
             mid = self._acked.popleft()
             held = self._in_flight.get(mid)
             # A mid is reused once paho released it; is_published() tells which message it was.
-            if held is not None and held[1].is_published():
+            if held is not None and acknowledged(held[1]):
                 del self._in_flight[mid]
                 done.append(held[0])
         for mid, (entry_id, info) in list(self._in_flight.items()):
-            if info.is_published():  # acknowledged while the ack queue was being drained
+            if acknowledged(info):  # acknowledged while the ack queue was being drained
                 del self._in_flight[mid]
                 done.append(entry_id)
         if done:
@@ -268,6 +272,8 @@ class OutboxSender:
         if room <= 0:
             return
         for entry in self.outbox.pending(self._last_id, room):
+            if not self.link.connected:  # the connection went mid-batch: the batch ends here
+                return
             late = not entry.live or time.time() - entry.stored_unix_s > LATE_AFTER_S
             try:
                 body = entry.body(late)
@@ -276,12 +282,16 @@ class OutboxSender:
                 self.outbox.remove([entry.id])
                 continue
             info = self.link.publish_raw(entry.topic, body, qos=self.qos, schema=entry.schema)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                log.warning("outbox: paho refused entry %d: %s; retrying", entry.id,
-                            mqtt.error_string(info.rc))
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                # Not taken (the socket closed before paho noticed, or its queue is full): not
+                # in flight, and nothing after it goes out before it. paho may still send the
+                # copy it queued; the consumer drops the duplicate by boot_id + seq.
+                if info.rc != mqtt.MQTT_ERR_NO_CONN:
+                    log.warning("outbox: paho refused entry %d: %s; retrying", entry.id,
+                                mqtt.error_string(info.rc))
                 return
             stale = self._in_flight.pop(info.mid, None)
-            if stale is not None and stale[1].is_published():  # its ack is still queued
+            if stale is not None and acknowledged(stale[1]):  # its ack is still queued
                 self.outbox.remove([stale[0]])
                 self.confirmed += 1
             self._in_flight[info.mid] = (entry.id, info)
@@ -289,5 +299,15 @@ class OutboxSender:
             self._handed_through = max(self._handed_through, entry.id)
             self.sent += 1
             self.sent_late += late
-            if info.is_published():
+            if acknowledged(info):
                 self._wake.set()
+
+
+def acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged the message paho took with ``info``. paho raises from
+    ``is_published`` for a message it did not take, on every call (it never updates ``rc``):
+    such a message is simply not acknowledged."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False
