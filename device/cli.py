@@ -73,11 +73,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.config and _load(args.config) is None:
         return EXIT_BAD_INPUT
+    from device.processing.state_files import StateFileError
+
     try:
         return run_demo(seconds=args.seconds, broker=args.broker, speed=args.speed,
                         config_path=args.config, camera=args.camera, record=args.record)
     except KeyboardInterrupt:
         return EXIT_OK
+    except StateFileError as exc:
+        print(f"painmon demo: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def cmd_fetch_models(args: argparse.Namespace) -> int:
@@ -101,11 +106,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from device.app.device import run_device
+    from device.processing.state_files import StateFileError
 
     config = _load(args.config)
     if config is None:
         return EXIT_BAD_INPUT
-    return run_device(config, seconds=args.seconds)
+    try:
+        return run_device(config, seconds=args.seconds)
+    except StateFileError as exc:  # one line naming the file and the fix, not a traceback
+        print(f"painmon run: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ from device.processing.envelope import Envelope, utc_iso
 from device.processing.face import FaceWorker
 from device.processing.physio import PhysioStage
 from device.processing.pipeline import Hop
+from device.processing.state_files import alarm_reporter
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,10 @@ class PainStage:
             priors={"physio": p.physio_weight, "face": p.face_weight},
             motion_high_g=p.motion_high_g, motion_full_g=max(0.5, 3 * p.motion_high_g),
             smoothing_s=p.smoothing_s, hysteresis=p.hysteresis)
-        self.calibration = PatientCalibration(CalibrationStore(config.state_dir), face, physio,
+        damaged = alarm_reporter(alarms)  # a damaged state file is a technical alarm
+        self.calibration = PatientCalibration(CalibrationStore(config.state_dir, damaged), face, physio,
                                               face_fps=config.face.fps)
-        self.reports = SelfReportStore(config.state_dir)
+        self.reports = SelfReportStore(config.state_dir, damaged)
         self.fusion = PainFusion(self.settings, self._saved_mapping())
         self.alarm = PainAlarm(alarms, threshold=p.alarm_threshold, after_s=p.alarm_after_s,
                                clear_after_s=p.alarm_clear_after_s,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from device.processing.state_files import OnDamaged, check_sqlite
+
 REPORTS_FILE = "selfreports.sqlite"
 SOURCES = ("patient", "nurse")
 
@@ -51,8 +53,9 @@ class SelfReportStore:
     """SQLite in WAL mode; one connection, guarded by a lock (the command thread writes, the
     processing loop reads). The file is created on the first report, not before."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, on_damaged: OnDamaged | None = None) -> None:
         self.path = Path(state_dir) / REPORTS_FILE
+        check_sqlite(self.path, on_damaged)  # at start, not at the first report
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 

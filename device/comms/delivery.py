@@ -35,6 +35,7 @@ from device.config import PainmonConfig
 from device.processing.alarms import AlarmBook
 from device.processing.commands import CommandRouter
 from device.processing.envelope import Envelope
+from device.processing.state_files import alarm_reporter
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,8 @@ class MqttOutput:
         self.link = link
         self.mqtt = config.mqtt
         self.outbox = Outbox(outbox_path(config.state_dir, config.device_id),
-                             self.mqtt.outbox_max_entries)
+                             self.mqtt.outbox_max_entries,
+                             on_damaged=alarm_reporter(alarms) if alarms is not None else None)
         self.sender = OutboxSender(self.outbox, link, qos=self.mqtt.qos,
                                    on_evicted=self._on_evicted)
         self.user_properties = {"sw_version": sw_version()}

@@ -18,13 +18,13 @@ crashes raises ``reader_crash``; its restart is counted against the budget.
 from __future__ import annotations
 
 import logging
-import threading
 
 import numpy as np
 
 from sensors.max3010x import FINGER_ON_MIN_FRACTION, finger_present
 
 from device.processing.envelope import utc_iso_ago
+from device.processing.wake import Wake
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,9 @@ class Health:
         self.readers = list(readers)
         self.face = face
         self.contact = Contact(board)
-        #: Set from reader threads when a sensor changes state, so the loop raises at once.
-        self.wake = threading.Event()
+        #: Set from reader threads when a sensor changes state, so the loop raises at once,
+        #: and by a stop request (from a signal handler too: it takes no lock).
+        self.wake = Wake()
         self.modalities = self._modality_sensors()
         self._since: dict[str, tuple[str, int]] = {}
         self._crashes: dict[str, int] = {}
