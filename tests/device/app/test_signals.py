@@ -3,7 +3,8 @@
 A stop is a flag and a wake-up (``device.processing.wake``): the handler takes no lock, so a
 signal landing while the main thread holds one (inside an event's wait, a second signal during
 the stop) cannot deadlock the process. Real processes are signalled in a loop at varied moments
-of their run, some twice; each must exit with status 0 in time.
+of their run, some twice; each must exit in time, with status 0 (or by the second signal when
+it came as Python was already exiting).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def write_config(tmp_path, broker, device_id: str) -> str:
     return str(path)
 
 
-def start(command: str, config: str, log) -> subprocess.Popen:
+def start(command: str, config: str, broker, log) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PAINMON_HARDWARE": "emulated"}
-    extra = ["--speed", "4"] if command == "demo" else []
+    extra = (["--speed", "4", "--broker", f"{broker.host}:{broker.port}"] if command == "demo"
+             else [])
     return subprocess.Popen([sys.executable, "-m", "device.cli", command, "--config", config,
                              *extra], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -55,7 +57,7 @@ def test_signalled_runs_always_stop(mosquitto, mqtt_probe, tmp_path):
             device_id = f"sig-{run}"
             log = open(tmp_path / f"{device_id}.log", "wb")
             batch.append((device_id, command, log,
-                          start(command, write_config(tmp_path, mosquitto, device_id), log)))
+                          start(command, write_config(tmp_path, mosquitto, device_id), mosquitto, log)))
         try:
             for device_id, command, _log, process in batch:
                 # Running: its vitals reach the broker. Then signal at a varied moment.
@@ -68,7 +70,8 @@ def test_signalled_runs_always_stop(mosquitto, mqtt_probe, tmp_path):
                 sig = rng.choice([signal.SIGTERM, signal.SIGINT])
                 sent = time.monotonic()
                 process.send_signal(sig)
-                if rng.random() < 0.4:  # a second signal while it is stopping
+                twice = rng.random() < 0.4
+                if twice:  # a second signal while it is stopping
                     time.sleep(rng.uniform(0.0, 0.3))
                     process.send_signal(signal.SIGTERM)
                 try:
@@ -77,7 +80,9 @@ def test_signalled_runs_always_stop(mosquitto, mqtt_probe, tmp_path):
                     text = (tmp_path / f"{device_id}.log").read_text(errors="replace")[-3000:]
                     pytest.fail(f"painmon {command} ({device_id}) still running "
                                 f"{EXIT_WITHIN_S} s after {sig.name}:\n{text}")
-                assert code == 0, (command, device_id, code)
+                # A second signal landing after Python restored the default handlers on its
+                # way out ends the process by that signal: a clean stop for systemd too.
+                assert code == 0 or (twice and code == -signal.SIGTERM), (command, device_id, code)
                 stopped_in.append(time.monotonic() - sent)
         finally:
             for _device_id, _command, log, process in batch:
