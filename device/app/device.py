@@ -42,6 +42,7 @@ def mqtt_output(monitor: Monitor, link: MqttLink) -> MqttOutput:
     output = MqttOutput(monitor.config, link, monitor.envelope, alarms=monitor.alarms,
                         commands=monitor.commands, models=monitor_models(monitor.config))
     monitor.pipeline.add_output(output.start())
+    monitor.pipeline.health.sections["storage"] = output.storage_health
     return output
 
 

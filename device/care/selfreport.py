@@ -64,11 +64,16 @@ class SelfReportStore:
             if not create and not self.path.exists():
                 return None
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")  # a report is a clinical record
-            self._conn.execute(_SCHEMA)
-            self._conn.commit()
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            try:  # kept only once set up: a full disk here is retried at the next report
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")  # a report is a clinical record
+                conn.execute(_SCHEMA)
+                conn.commit()
+            except sqlite3.Error:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def add(self, t: str, device_id: str, nrs: int, source: str, fused_score: float | None,
@@ -80,10 +85,14 @@ class SelfReportStore:
         payload = json.dumps(features, separators=(",", ":"), allow_nan=False)
         with self._lock:
             db = self._db(create=True)
-            cur = db.execute(
-                "INSERT INTO reports (t, device_id, nrs, source, fused_score, features) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (t, device_id, nrs, source, fused_score, payload))
-            db.commit()
+            try:
+                cur = db.execute(
+                    "INSERT INTO reports (t, device_id, nrs, source, fused_score, features) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (t, device_id, nrs, source, fused_score, payload))
+                db.commit()
+            except sqlite3.Error:
+                db.rollback()  # a failed report must not ride along with the next one
+                raise
             row_id = int(cur.lastrowid)
         return SelfReport(row_id, t, device_id, nrs, source, fused_score, features)
 

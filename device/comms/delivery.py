@@ -9,7 +9,13 @@
 
 Commands arrive on ``cmd/<name>`` and are answered by the device's ``CommandRouter`` on a
 thread of their own (a slow handler must not stall paho's network thread); each result goes
-out on ``cmd/result`` through the outbox.
+out on ``cmd/result`` through the outbox. The command thread is supervised: a failure while
+answering is logged and the thread goes on (or is started again), so commands keep being
+answered.
+
+When the state directory refuses the outbox (disk full, I/O error), the ``storage_failed``
+technical alarm is raised with the real cause, and ``storage_health`` (free space, what is
+pending and held in memory, the oldest pending) goes into the health message.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import json
 import logging
 import queue
+import shutil
 import threading
 import time
 from importlib import metadata
@@ -28,7 +35,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from device.comms.homeassistant import discovery_messages, is_birth
 from device.comms.link import MqttLink
-from device.comms.outbox import Outbox, OutboxSender, outbox_path
+from device.comms.outbox import HELD_MAX, Outbox, OutboxSender, outbox_path
 from device.comms.senml import CONTENT_TYPE as SENML_CONTENT_TYPE
 from device.comms.senml import to_senml
 from device.config import PainmonConfig
@@ -44,6 +51,7 @@ LIVE_TOPICS = frozenset({"vitals", "face"})
 STATE_TOPICS = frozenset({"alarms", "health"})
 ALARMS_SCHEMA = "painmon.alarms/1"
 COMMAND_QUEUE = 256
+STORAGE_ALARM = "storage_failed"
 
 
 def sw_version() -> str:
@@ -81,7 +89,7 @@ class MqttOutput:
                              self.mqtt.outbox_max_entries,
                              on_damaged=alarm_reporter(alarms) if alarms is not None else None)
         self.sender = OutboxSender(self.outbox, link, qos=self.mqtt.qos,
-                                   on_evicted=self._on_evicted)
+                                   on_evicted=self._on_evicted, on_storage=self._on_storage)
         self.user_properties = {"sw_version": sw_version()}
         if models:
             self.user_properties["models"] = models
@@ -111,9 +119,7 @@ class MqttOutput:
                        else None)
             self.link.subscribe_raw(f"{self.link.base_topic}/cmd/+", self._on_command_message,
                                     qos=1, options=options)
-            self._command_thread = threading.Thread(target=self._serve_commands,
-                                                    name="commands", daemon=True)
-            self._command_thread.start()
+            self._start_command_thread()
         self.publish_alarms()
         self.sender.start()
         return self
@@ -129,7 +135,31 @@ class MqttOutput:
         self.outbox.close()
 
     def status_fields(self) -> dict:
-        return {"sw_version": self.user_properties["sw_version"], "outbox": self.outbox.stats()}
+        stats = self.outbox.stats()
+        stats["pending"] += len(self.sender.held)
+        stats.update(held_in_memory=len(self.sender.held), lost=self.sender.lost)
+        return {"sw_version": self.user_properties["sw_version"], "outbox": stats}
+
+    def storage_health(self) -> dict:
+        """The state directory as the health message shows it."""
+        out: dict[str, Any] = {"state": "ok" if self.sender.storage_error is None else "failing"}
+        if self.sender.storage_error is not None:
+            out["reason"] = self.sender.storage_error
+        try:
+            out["free_bytes"] = shutil.disk_usage(self.outbox.path.parent).free
+        except OSError as exc:
+            out["free_bytes"] = None
+            out.setdefault("reason", f"state directory: {exc}")
+        try:
+            oldest = self.outbox.oldest_unix_s()
+            out["outbox_pending"] = self.outbox.count() + len(self.sender.held)
+        except Exception as exc:  # noqa: BLE001 - a broken store is what this reports
+            oldest, out["outbox_pending"] = None, None
+            out.setdefault("reason", f"outbox: {exc}")
+        out["held_in_memory"] = len(self.sender.held)
+        out["lost"] = self.sender.lost
+        out["oldest_pending_s"] = None if oldest is None else round(time.time() - oldest, 1)
+        return out
 
     # -- the output --------------------------------------------------------------------------
     def __call__(self, topic: str, message: dict) -> None:
@@ -204,10 +234,29 @@ class MqttOutput:
             self._status_published_s = now
             self.link.publish_status()
 
+    def _on_storage(self, reason: str | None) -> None:
+        if self.alarms is None:
+            return
+        if reason is None:
+            self.alarms.clear(STORAGE_ALARM, "outbox")
+        else:
+            self.alarms.raise_alarm(STORAGE_ALARM, "outbox", category="technical",
+                                    priority="medium", message=(
+                                        f"cannot store in {self.outbox.path.parent}: {reason}; "
+                                        f"up to {HELD_MAX} messages kept in memory"))
+
+    def _start_command_thread(self) -> None:
+        self._command_thread = threading.Thread(target=self._serve_commands, name="commands",
+                                                daemon=True)
+        self._command_thread.start()
+
     def _on_command_message(self, topic: str, payload: bytes) -> None:
         name = topic.rsplit("/", 1)[-1]
         if name == "result":  # our own answers (MQTT 3.1.1 has no no-local option)
             return
+        if self._command_thread is not None and not self._command_thread.is_alive():
+            log.error("the command thread had stopped; started again")
+            self._start_command_thread()
         try:
             self._commands.put_nowait((name, payload))
         except queue.Full:
@@ -219,7 +268,14 @@ class MqttOutput:
             if item is None:
                 return
             name, payload = item
-            self._answer(self.commands.handle(name, payload))
+            try:
+                self._answer(self.commands.handle(name, payload))
+            except Exception as exc:  # noqa: BLE001 - the next command must be answered too
+                log.exception("command %s: answering failed", name[:64])
+                try:
+                    self._answer(self.commands.refusal(name, f"failed: {exc}"))
+                except Exception:  # noqa: BLE001
+                    log.exception("command %s: the refusal could not be sent either", name[:64])
 
     def _answer(self, result: dict[str, Any]) -> None:
         message = self.envelope(result["schema"])

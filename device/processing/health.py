@@ -18,6 +18,7 @@ crashes raises ``reader_crash``; its restart is counted against the budget.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -108,6 +109,8 @@ class Health:
         #: and by a stop request (from a signal handler too: it takes no lock).
         self.wake = Wake()
         self.modalities = self._modality_sensors()
+        #: Further parts of the health message by name (the state directory's storage).
+        self.sections: dict[str, Callable[[], dict]] = {}
         self._since: dict[str, tuple[str, int]] = {}
         self._crashes: dict[str, int] = {}
         self._reported: set[int] = set()
@@ -244,4 +247,13 @@ class Health:
                         for r in self.readers},
             "alarms": [a.kind + "/" + a.source for a in self.alarms.active()
                        if a.category == "technical"],
+            **{name: self._section(name, part) for name, part in self.sections.items()},
         }
+
+    @staticmethod
+    def _section(name: str, part: Callable[[], dict]) -> dict:
+        try:
+            return part()
+        except Exception as exc:  # noqa: BLE001 - one part must not cost the whole message
+            log.exception("health section %s failed", name)
+            return {"state": "error", "reason": str(exc)}
