@@ -99,6 +99,7 @@ class MqttOutput:
         self._status_published_s = 0.0
         self._commands: queue.Queue = queue.Queue(COMMAND_QUEUE)
         self._command_thread: threading.Thread | None = None
+        self._sending = False
         link.status_fields = self.status_fields
         link.connect_listeners.append(self._on_connect)
         if self.mqtt.ha_discovery:
@@ -122,12 +123,14 @@ class MqttOutput:
             self._start_command_thread()
         self.publish_alarms()
         self.sender.start()
+        self._sending = True
         return self
 
     def stop(self, drain_s: float = 2.0) -> None:
         """Give the outbox a moment to empty; what stays waits on disk for the next start."""
         if self.link.connected:
             self.sender.wait_idle(drain_s)
+        self._sending = False
         if self._command_thread is not None:
             self._commands.put(None)
             self._command_thread.join(2.0)
@@ -164,6 +167,9 @@ class MqttOutput:
     # -- the output --------------------------------------------------------------------------
     def __call__(self, topic: str, message: dict) -> None:
         if topic in OUTBOX_TOPICS:
+            if self._sending and not self.sender.alive():  # supervised: never silently gone
+                log.error("the outbox sender thread had stopped; started again")
+                self.sender.start()
             self.sender.send(self.link.topic(topic), message)
         elif topic in STATE_TOPICS:
             self.latest[topic] = message

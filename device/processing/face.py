@@ -113,7 +113,14 @@ class FaceWorker:
             if self.state != "ok" and not self._open():
                 self._stop.wait(self.retry_s / speed)
                 continue
-            frame = self.source.read()
+            try:
+                frame = self.source.read()
+            except Exception as exc:  # noqa: BLE001 - a camera failing is a fault, not the end
+                log.exception("face: the camera failed")
+                self.source = None
+                self._set("missing", f"camera failed: {exc}")
+                self._stop.wait(self.retry_s / speed)
+                continue
             if frame is None:
                 self.source = None
                 self._set("missing", "camera stopped delivering frames")

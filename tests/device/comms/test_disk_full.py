@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import paho.mqtt.publish as mqtt_publish
@@ -138,7 +137,7 @@ def test_full_state_directory_alarms_keeps_and_recovers(small_state_dir, mosquit
 def test_outbox_wal_stays_small(tmp_path):
     outbox = Outbox(tmp_path / "outbox.sqlite3")
     body = {"schema": "painmon.pain/1", "pad": "x" * 400}
-    for round_ in range(20):
+    for _ in range(20):
         ids = [outbox.put("painmon/b/pain", {**body, "seq": i}) for i in range(200)]
         outbox.remove(ids)
     wal = tmp_path / "outbox.sqlite3-wal"
