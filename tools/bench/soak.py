@@ -2,8 +2,8 @@
 
     python -m tools.bench.soak [--minutes 10] [--speed 8] [--sample-s 10] [--warmup-min 2]
 
-Runs, side by side for ``--minutes`` of wall time, each publishing to a real mosquitto on
-loopback with its own state directory:
+Runs, side by side for ``--minutes`` of wall time, each publishing to its own real mosquitto
+on loopback (both demos have the same device id) with its own state directory:
 
 - ``painmon``: ``painmon demo --speed S`` exactly as an operator starts it: the emulated board
   with its data-ready lines on mock pins, the face path on the demo photo (the photo grimaces
@@ -15,9 +15,11 @@ Every ``--sample-s`` it reads each process's RSS, open file descriptors and thre
 ``/proc``. Figures: RSS at the end of the warm-up and at the end, the growth between them
 (``rss_growth_mb``, target <= 5 MB), the least-squares slope after warm-up
 (``rss_slope_mb_per_min``), the fd count's growth, and how often the loop fell behind (a sign
-of a loaded machine). The machine's load average is reported: on a shared machine the demo at
-speed 8 may not keep up. The JSON line comes last (../shared/BENCHMARKS.md). SIGTERM ends each
-run; how long it took to exit is reported too.
+of a loaded machine), and the frames the face path analysed (``face_frames``, from the
+``face`` messages on the broker: on a starved machine it analyses fewer). The machine's load
+average is reported: on a shared machine the demo at speed 8 may not keep up. The JSON line
+comes last (../shared/BENCHMARKS.md). SIGTERM ends each run; how long it took to exit is
+reported too.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import paho.mqtt.client as mqtt
 
 from tools.bench.device import start_mosquitto
 
@@ -49,6 +54,31 @@ def without_face(*args, **kwargs):
 demo.demo_config = without_face
 sys.exit(demo.run_demo(broker=sys.argv[1], speed=float(sys.argv[2]), quiet=True))
 """
+
+
+class FaceFrames:
+    """The newest ``camera.frames`` in the ``face`` messages on a broker."""
+
+    def __init__(self, port: int) -> None:
+        self.frames = 0
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, *_: c.subscribe("painmon/+/face")
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        try:
+            frames = int(json.loads(message.payload)["camera"]["frames"])
+        except (ValueError, KeyError, TypeError):
+            return
+        with self._lock:
+            self.frames = max(self.frames, frames)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 def proc_sample(pid: int) -> dict | None:
@@ -114,17 +144,22 @@ def main(argv=None) -> int:
     results: dict[str, dict] = {}
     series: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="painmon-soak-") as tmp:
-        broker_proc, port = start_mosquitto(Path(tmp))
-        broker = f"127.0.0.1:{port}"
-        commands = {"painmon": [sys.executable, "-m", "device.cli", "demo", "--speed",
-                                f"{args.speed:g}", "--broker", broker]}
-        if not args.no_peer:
-            commands["painmon_no_face"] = [sys.executable, "-c", NO_FACE, broker, f"{args.speed:g}"]
+        names = ["painmon"] + ([] if args.no_peer else ["painmon_no_face"])
+        brokers, watches, commands = [], {}, {}
+        for name in names:
+            (Path(tmp) / name).mkdir()
+            broker_proc, port = start_mosquitto(Path(tmp) / name)
+            brokers.append(broker_proc)
+            watches[name] = FaceFrames(port)
+            broker = f"127.0.0.1:{port}"
+            commands[name] = ([sys.executable, "-m", "device.cli", "demo", "--speed",
+                               f"{args.speed:g}", "--broker", broker] if name == "painmon" else
+                              [sys.executable, "-c", NO_FACE, broker, f"{args.speed:g}"])
         procs: dict[str, subprocess.Popen] = {}
         logs: dict[str, Path] = {}
         try:
             for name, command in commands.items():
-                state = Path(tmp) / name
+                state = Path(tmp) / name / "state"
                 state.mkdir()
                 logs[name] = Path(tmp) / f"{name}.log"
                 env = {**os.environ, "PYTHONPATH": str(REPO), "STATE_DIRECTORY": str(state)}
@@ -158,13 +193,17 @@ def main(argv=None) -> int:
                     stop_s = None
                 log = logs[name].read_text(errors="replace")
                 results[name] = {**summarise(series[name], warmup_s), "stop_s": stop_s,
-                                 "fell_behind": log.count("processing fell behind")}
+                                 "fell_behind": log.count("processing fell behind"),
+                                 "face_frames": watches[name].frames}
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
                     proc.kill()
-            broker_proc.terminate()
-            broker_proc.wait(10)
+            for watch in watches.values():
+                watch.close()
+            for broker_proc in brokers:
+                broker_proc.terminate()
+                broker_proc.wait(10)
     load_after = os.getloadavg()
     print(f"soak: painmon demo --speed {args.speed:g}, {args.minutes:g} min of wall time, "
           f"warm-up {args.warmup_min:g} min; load average {load_before[0]:.1f} -> "
@@ -173,7 +212,8 @@ def main(argv=None) -> int:
         print(f"{name}: RSS MB over time " + " ".join(
             f"{s['t_s'] / 60:.1f}m:{s['rss_mb']}" for s in samples[:: max(1, len(samples) // 12)]))
     keys = ("rss_mb_after_warmup", "rss_mb_end", "rss_growth_mb", "rss_slope_mb_per_min",
-            "fds_after_warmup", "fds_end", "threads_max", "cpu_percent", "fell_behind", "stop_s")
+            "fds_after_warmup", "fds_end", "threads_max", "cpu_percent", "fell_behind", "stop_s",
+            "face_frames")
     print(f"{'':16}" + "".join(f"{k:>22}" for k in keys))
     for name, r in results.items():
         print(f"{name:16}" + "".join(f"{str(r.get(k, r.get('error', '')))[:21]:>22}" for k in keys))
