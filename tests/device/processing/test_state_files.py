@@ -184,3 +184,31 @@ def test_unreadable_file_stops_the_start_naming_file_and_fix(name):
         assert path.exists() and not list(state.glob("*.damaged-*"))  # nothing moved or lost
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_painmon_run_on_an_unreadable_outbox_says_which_file_in_one_line(capsys, mosquitto):
+    import device.app.device  # noqa: F401 - imported as root: nobody cannot read the venv
+    from device.cli import main
+
+    state = Path(tempfile.mkdtemp(prefix="painmon-state-"))
+    try:
+        os.chmod(state, 0o755)
+        config = state / "painmon.toml"
+        config.write_text(f'device_id = "bed-1"\nhardware = "emulated"\nstate_dir = "{state}"\n'
+                          f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+                          "ha_discovery = false\n[face]\nenabled = false\n")
+        fill_outbox(state)
+        for extra in state.iterdir():
+            os.chmod(extra, 0o644 if extra == config else 0o600)
+        if os.geteuid() == 0:
+            os.chown(state, NOBODY, NOBODY)
+        capsys.readouterr()
+        with as_nobody():
+            code = main(["run", "--config", str(config), "--seconds", "1"])
+        err = capsys.readouterr().err.strip().splitlines()
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    assert code == 1
+    last = err[-1]
+    assert last.startswith("painmon run: state file ") and str(outbox_file(state)) in last, err
+    assert not any("Traceback" in line for line in err), err
