@@ -1,7 +1,7 @@
 """How the pipeline's messages reach MQTT: which wait in the outbox, which expire, which stay.
 
 - ``OUTBOX_TOPICS`` (pain estimates, alarm events, command results) are stored on disk first
-  and sent in order until acknowledged (``device/comms/outbox.py``).
+  and sent in order until acknowledged (``device/comms/outbox.py``, ``device/comms/sender.py``).
 - ``LIVE_TOPICS`` (vitals, face) carry an MQTT 5 message expiry and are not sent while the
   link is down: a stale heart rate is worth nothing.
 - ``STATE_TOPICS`` (the active alarms, health) are retained; the latest of each is published
@@ -35,7 +35,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from device.comms.homeassistant import discovery_messages, is_birth
 from device.comms.link import MqttLink
-from device.comms.outbox import HELD_MAX, Outbox, OutboxSender, outbox_path
+from device.comms.outbox import Outbox, outbox_path
+from device.comms.sender import HELD_MAX, OutboxSender
 from device.comms.senml import CONTENT_TYPE as SENML_CONTENT_TYPE
 from device.comms.senml import to_senml
 from device.config import PainmonConfig
