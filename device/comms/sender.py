@@ -277,31 +277,39 @@ class OutboxSender:
         room = self.max_in_flight - len(self._in_flight)
         if room <= 0:
             return
-        batch = self.outbox.pending(self._last_id, room)
-        for entry in batch:
-            if entry.id in self._unremoved:  # acknowledged already
+        after = self._last_id
+        while room > 0:  # pages of the disk, past entries acknowledged but not yet deleted
+            asked = room
+            batch = self.outbox.pending(after, asked)
+            for entry in batch:
+                after = entry.id
+                if entry.id in self._unremoved:  # acknowledged already
+                    self._last_id = entry.id
+                    continue
+                if not self.link.connected:  # the connection went mid-batch: it ends here
+                    return
+                late = not entry.live or time.time() - entry.stored_unix_s > LATE_AFTER_S
+                try:
+                    body = entry.body(late)
+                except ValueError:
+                    log.error("outbox entry %d is not JSON; dropped", entry.id)
+                    self.outbox.remove([entry.id])
+                    continue
+                info = self.link.publish_raw(entry.topic, body, qos=self.qos,
+                                             schema=entry.schema)
+                if not self._taken(info, entry.id):
+                    return
+                self._take(entry.id, info)
                 self._last_id = entry.id
-                continue
-            if not self.link.connected:  # the connection went mid-batch: the batch ends here
-                return
-            late = not entry.live or time.time() - entry.stored_unix_s > LATE_AFTER_S
-            try:
-                body = entry.body(late)
-            except ValueError:
-                log.error("outbox entry %d is not JSON; dropped", entry.id)
-                self.outbox.remove([entry.id])
-                continue
-            info = self.link.publish_raw(entry.topic, body, qos=self.qos, schema=entry.schema)
-            if not self._taken(info, entry.id):
-                return
-            self._take(entry.id, info)
-            self._last_id = entry.id
-            self._handed_through = max(self._handed_through, entry.id)
-            self.sent_late += late
-        if len(batch) == room:
+                self._handed_through = max(self._handed_through, entry.id)
+                self.sent_late += late
+                room -= 1
+            if len(batch) < asked:
+                break  # nothing more on disk: what is held in memory is next
+        if room <= 0:
             return  # more on disk: what is held in memory is newer, it waits its turn
         with self._put_lock:
-            waiting = [h for h in self.held if not h.handed][:room - len(batch)]
+            waiting = [h for h in self.held if not h.handed][:room]
         for held in waiting:
             if not self.link.connected:
                 return
