@@ -74,6 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.config and _load(args.config) is None:
         return EXIT_BAD_INPUT
     from device.app.demo_faults import parse_fault
+    from device.processing.state_files import StateFileError
 
     try:
         faults = [parse_fault(text) for text in args.fault]
@@ -86,6 +87,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         faults=faults)
     except KeyboardInterrupt:
         return EXIT_OK
+    except StateFileError as exc:
+        print(f"painmon demo: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def cmd_fetch_models(args: argparse.Namespace) -> int:
@@ -109,11 +113,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from device.app.device import run_device
+    from device.processing.state_files import StateFileError
 
     config = _load(args.config, for_run=True)
     if config is None:
         return EXIT_BAD_INPUT
-    return run_device(config, seconds=args.seconds)
+    try:
+        return run_device(config, seconds=args.seconds)
+    except StateFileError as exc:  # one line naming the file and the fix, not a traceback
+        print(f"painmon run: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

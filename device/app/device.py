@@ -43,6 +43,7 @@ def mqtt_output(monitor: Monitor, link: MqttLink) -> MqttOutput:
                         commands=monitor.commands, clock=monitor.clock,
                         models=monitor_models(monitor.config))
     monitor.pipeline.add_output(output.start())
+    monitor.pipeline.health.sections["storage"] = output.storage_health
     return output
 
 

@@ -52,11 +52,13 @@ class Monitor:
 
 def emulated_pin_factory() -> Factory:
     """The emulated board's GPIO: gpiozero's mock pins, one factory for the chips' data-ready
-    lines, the buttons and the alarm output (the one a test installed, if any)."""
+    lines, the buttons and the alarm output (the one a test installed, if any). Its pins keep
+    a bounded history of their states: the demo runs for days."""
     from gpiozero import Device
-    from gpiozero.pins.mock import MockFactory
 
-    return Device.pin_factory or MockFactory()
+    from sensors.emulated.pins import bounded_mock_factory
+
+    return Device.pin_factory or bounded_mock_factory()
 
 
 def build_monitor(config: PainmonConfig, clock: Clock, outputs: list[Output] | None = None, *,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from device.config.paths import private_dir
 from device.processing.envelope import utc_iso
+from device.processing.state_files import OnDamaged, check_json
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ class CalibrationStore:
     """``state_dir/calibration.json``: {"face": NeutralBaseline dict, "physio": Baseline dict,
     "mapping": PersonalMapping dict, each with its time}; parts are updated independently."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, on_damaged: OnDamaged | None = None) -> None:
         self.path = Path(state_dir) / CALIBRATION_FILE
+        check_json(self.path, on_damaged, valid=lambda data: None if isinstance(data, dict) and (
+            data.get("schema") == CALIBRATION_SCHEMA) else f"no {CALIBRATION_SCHEMA} schema")
 
     def load(self) -> dict:
         try:

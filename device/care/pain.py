@@ -48,6 +48,7 @@ from device.processing.envelope import Envelope, utc_iso
 from device.processing.face import FaceWorker
 from device.processing.physio import PhysioStage
 from device.processing.pipeline import Hop
+from device.processing.state_files import alarm_reporter
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ class PainStage:
         self.rating_listeners: list[Callable[[str, float | None], dict]] = []
         self.fusion = PainFusion(self.settings, None)
         self.stay_button: Callable[[], None] | None = None  # the bedside's admit/discharge
+        self._damaged = alarm_reporter(alarms)  # a damaged state file is a technical alarm
         self.alarm = PainAlarm(alarms, threshold=p.alarm_threshold, after_s=p.alarm_after_s,
                                clear_after_s=p.alarm_clear_after_s,
                                escalate_after_s=p.alarm_escalate_after_s, margin=p.hysteresis)
@@ -191,9 +193,9 @@ class PainStage:
         with self._lock:
             self._forget_patient()
             self.stay = reference
-            self.calibration = PatientCalibration(CalibrationStore(directory), self.face,
+            self.calibration = PatientCalibration(CalibrationStore(directory, self._damaged), self.face,
                                                   self.physio, face_fps=self.config.face.fps)
-            self.reports = SelfReportStore(directory)
+            self.reports = SelfReportStore(directory, self._damaged)
             self.fusion.mapping = self._saved_mapping()
 
     def close_stay(self) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from device.config.paths import private_dir, private_file
+from device.processing.state_files import OnDamaged, check_sqlite
 
 REPORTS_FILE = "selfreports.sqlite"
 SOURCES = ("patient", "nurse")
@@ -53,8 +54,9 @@ class SelfReportStore:
     """SQLite in WAL mode; one connection, guarded by a lock (the command thread writes, the
     processing loop reads). The file is created on the first report, not before."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, on_damaged: OnDamaged | None = None) -> None:
         self.path = Path(state_dir) / REPORTS_FILE
+        check_sqlite(self.path, on_damaged)  # at start, not at the first report
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -63,11 +65,16 @@ class SelfReportStore:
             if not create and not self.path.exists():
                 return None
             private_file(private_dir(self.path.parent) / self.path.name)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")  # a report is a clinical record
-            self._conn.execute(_SCHEMA)
-            self._conn.commit()
+            conn = sqlite3.connect(self.path, check_same_thread=False)
+            try:  # kept only once set up: a full disk here is retried at the next report
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")  # a report is a clinical record
+                conn.execute(_SCHEMA)
+                conn.commit()
+            except sqlite3.Error:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def add(self, t: str, device_id: str, nrs: int, source: str, fused_score: float | None,
@@ -79,10 +86,14 @@ class SelfReportStore:
         payload = json.dumps(features, separators=(",", ":"), allow_nan=False)
         with self._lock:
             db = self._db(create=True)
-            cur = db.execute(
-                "INSERT INTO reports (t, device_id, nrs, source, fused_score, features) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (t, device_id, nrs, source, fused_score, payload))
-            db.commit()
+            try:
+                cur = db.execute(
+                    "INSERT INTO reports (t, device_id, nrs, source, fused_score, features) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (t, device_id, nrs, source, fused_score, payload))
+                db.commit()
+            except sqlite3.Error:
+                db.rollback()  # a failed report must not ride along with the next one
+                raise
             row_id = int(cur.lastrowid)
         return SelfReport(row_id, t, device_id, nrs, source, fused_score, features)
 

@@ -1,7 +1,8 @@
 """How the pipeline's messages reach MQTT: which wait in the outbox, which expire, which stay.
 
 - ``OUTBOX_TOPICS`` (pain estimates, scale scores, alarm events, command results) are stored
-  on disk first and sent in order until acknowledged (``device/comms/outbox.py``).
+  on disk first and sent in order until acknowledged (``device/comms/outbox.py``,
+  ``device/comms/sender.py``).
 - ``LIVE_TOPICS`` (vitals, face) carry an MQTT 5 message expiry and are not sent while the
   link is down: a stale heart rate is worth nothing.
 - ``STATE_TOPICS`` (the active alarms, health) are retained; the latest of each is published
@@ -12,7 +13,13 @@ Commands arrive on ``cmd/<role>/<name>`` (the role level is what the broker's AC
 write) and are answered by the device's ``CommandRouter`` on a thread of their own (a slow
 handler must not stall paho's network thread); urgent ones (acknowledge, ping) are served
 first; each result goes out on ``cmd/result`` through the outbox. A retained command is
-refused and cleared; the subscription asks the broker not to send retained ones at all.
+refused and cleared; the subscription asks the broker not to send retained ones at all. The
+command thread is supervised: a failure while answering is logged and the thread goes on (or
+is started again).
+
+When the state directory refuses the outbox (disk full, I/O error), the ``storage_failed``
+technical alarm is raised with the real cause, and ``storage_health`` (free space, what is
+pending and held in memory, the oldest pending) goes into the health message.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import threading
 import time
 from collections import deque
@@ -34,7 +42,8 @@ from sensors.clock import Clock, MonotonicClock
 from device.comms.ha_state import HomeAssistantState
 from device.comms.homeassistant import HA_SUBTOPIC, discovery_messages, is_birth
 from device.comms.link import MqttLink
-from device.comms.outbox import Outbox, OutboxSender, outbox_path
+from device.comms.outbox import Outbox, outbox_path
+from device.comms.sender import HELD_MAX, OutboxSender
 from device.comms.senml import CONTENT_TYPE as SENML_CONTENT_TYPE
 from device.comms.senml import to_senml
 from device.config import PainmonConfig
@@ -42,6 +51,7 @@ from device.processing.alarms import AlarmBook
 from device.processing.command_input import peek_request_id
 from device.processing.commands import ROLES, CommandRouter
 from device.processing.envelope import Envelope
+from device.processing.state_files import alarm_reporter
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,7 @@ BUSY_QUEUE = 4096
 REFUSALS_PER_S, REFUSALS_BURST = 20.0, 50
 #: Room kept for urgent commands (acknowledge, ping), apart from the others.
 URGENT_QUEUE = 64
+STORAGE_ALARM = "storage_failed"
 
 
 def sw_version() -> str:
@@ -92,9 +103,10 @@ class MqttOutput:
         self.link = link
         self.mqtt = config.mqtt
         self.outbox = Outbox(outbox_path(config.state_dir, config.device_id),
-                             self.mqtt.outbox_max_entries)
+                             self.mqtt.outbox_max_entries,
+                             on_damaged=alarm_reporter(alarms) if alarms is not None else None)
         self.sender = OutboxSender(self.outbox, link, qos=self.mqtt.qos,
-                                   on_evicted=self._on_evicted)
+                                   on_evicted=self._on_evicted, on_storage=self._on_storage)
         self.user_properties = {"sw_version": sw_version()}
         if models:
             self.user_properties["models"] = models
@@ -112,6 +124,7 @@ class MqttOutput:
         self._command_thread: threading.Thread | None = None
         self.ha_state: HomeAssistantState | None = None
         self.command_thread_restarts = 0
+        self._sending = False
         link.status_fields = self.status_fields
         link.connect_listeners.append(self._on_connect)
         if self.mqtt.ha_discovery:
@@ -142,12 +155,14 @@ class MqttOutput:
             self._start_command_thread()
         self.publish_alarms()
         self.sender.start()
+        self._sending = True
         return self
 
     def stop(self, drain_s: float = 2.0) -> None:
         """Give the outbox a moment to empty; what stays waits on disk for the next start."""
         if self.link.connected:
             self.sender.wait_idle(drain_s)
+        self._sending = False
         if self._command_thread is not None:
             with self._queued:
                 self._serving = False
@@ -157,11 +172,38 @@ class MqttOutput:
         self.outbox.close()
 
     def status_fields(self) -> dict:
-        return {"sw_version": self.user_properties["sw_version"], "outbox": self.outbox.stats()}
+        stats = self.outbox.stats()
+        stats["pending"] += len(self.sender.held)
+        stats.update(held_in_memory=len(self.sender.held), lost=self.sender.lost)
+        return {"sw_version": self.user_properties["sw_version"], "outbox": stats}
+
+    def storage_health(self) -> dict:
+        """The state directory as the health message shows it."""
+        out: dict[str, Any] = {"state": "ok" if self.sender.storage_error is None else "failing"}
+        if self.sender.storage_error is not None:
+            out["reason"] = self.sender.storage_error
+        try:
+            out["free_bytes"] = shutil.disk_usage(self.outbox.path.parent).free
+        except OSError as exc:
+            out["free_bytes"] = None
+            out.setdefault("reason", f"state directory: {exc}")
+        try:
+            oldest = self.outbox.oldest_unix_s()
+            out["outbox_pending"] = self.outbox.count() + len(self.sender.held)
+        except Exception as exc:  # noqa: BLE001 - a broken store is what this reports
+            oldest, out["outbox_pending"] = None, None
+            out.setdefault("reason", f"outbox: {exc}")
+        out["held_in_memory"] = len(self.sender.held)
+        out["lost"] = self.sender.lost
+        out["oldest_pending_s"] = None if oldest is None else round(time.time() - oldest, 1)
+        return out
 
     # -- the output --------------------------------------------------------------------------
     def __call__(self, topic: str, message: dict) -> None:
         if topic in OUTBOX_TOPICS:
+            if self._sending and not self.sender.alive():  # supervised: never silently gone
+                log.error("the outbox sender thread had stopped; started again")
+                self.sender.start()
             self.sender.send(self.link.topic(topic), message)
         elif topic in STATE_TOPICS:
             self.latest[topic] = message
@@ -240,6 +282,17 @@ class MqttOutput:
         if now - self._status_published_s >= 10.0:
             self._status_published_s = now
             self.link.publish_status()
+
+    def _on_storage(self, reason: str | None) -> None:
+        if self.alarms is None:
+            return
+        if reason is None:
+            self.alarms.clear(STORAGE_ALARM, "outbox")
+        else:
+            self.alarms.raise_alarm(STORAGE_ALARM, "outbox", category="technical",
+                                    priority="medium", message=(
+                                        f"cannot store in {self.outbox.path.parent}: {reason}; "
+                                        f"up to {HELD_MAX} messages kept in memory"))
 
     def _on_command_message(self, topic: str, payload: bytes, retained: bool = False) -> None:
         # On paho's network thread: no parsing here, only the topic and the queue.

@@ -10,6 +10,10 @@ duplicates QoS 1 allows (a PUBACK lost with the connection means a resend).
 
 The store is bounded: past ``max_entries`` the oldest entries are evicted, counted in a
 persistent counter, logged and reported in the device's status message.
+
+The WAL is kept small (checkpoints every ``WAL_CHECKPOINT_PAGES`` pages, truncated to
+``WAL_LIMIT_BYTES``): a small state partition does not fill in normal running. The sender
+(``device/comms/sender.py``) publishes the entries and holds in memory what the disk refuses.
 """
 
 from __future__ import annotations
@@ -19,14 +23,11 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
 from device.config.paths import private_dir, private_file
+from device.processing.state_files import OnDamaged, check_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ def outbox_path(state_dir: str | Path, device_id: str) -> Path:
 
 #: Stored live but not handed to paho within this (the link dropped meanwhile): late.
 LATE_AFTER_S = 5.0
+#: SQLite's default checkpoints a WAL at 1000 pages and never shrinks it (~4 MB seen).
+WAL_CHECKPOINT_PAGES = 64
+WAL_LIMIT_BYTES = 256 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -71,16 +75,20 @@ class Entry:
 class Outbox:
     """The on-disk queue. Thread-safe; one connection guarded by a lock."""
 
-    def __init__(self, path: str | Path, max_entries: int = 50_000) -> None:
+    def __init__(self, path: str | Path, max_entries: int = 50_000, *,
+                 on_damaged: OnDamaged | None = None) -> None:
         if max_entries < 1:
             raise ValueError(f"outbox max_entries must be >= 1, got {max_entries}")
         self.path = Path(path)
+        check_sqlite(self.path, on_damaged)  # a damaged file is moved aside, not opened
         private_file(private_dir(self.path.parent) / self.path.name)
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         self._db.executescript(_SCHEMA)
         # Whatever an earlier run left behind is late by definition.
         self._db.execute("UPDATE entries SET live = 0 WHERE live = 1")
@@ -115,7 +123,10 @@ class Outbox:
                         "(name) DO UPDATE SET value = value + excluded.value", (excess,))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may have rolled back itself (disk full): a second ROLLBACK would raise
+                # "no transaction is active" and hide the real cause.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             if excess > 0:
                 self.evicted += excess
@@ -146,150 +157,19 @@ class Outbox:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
+    def try_write(self) -> None:
+        """One small write transaction: raises as ``put`` would while the disk refuses."""
+        with self._lock:
+            self._db.execute("INSERT INTO counters (name, value) VALUES ('write_check', 1) "
+                             "ON CONFLICT(name) DO UPDATE SET value = value + 1")
+
+    def oldest_unix_s(self) -> float | None:
+        with self._lock:
+            return self._db.execute("SELECT MIN(stored_unix_s) FROM entries").fetchone()[0]
+
     def stats(self) -> dict[str, int]:
         return {"pending": self.count(), "evicted": self.evicted, "max_entries": self.max_entries}
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-class OutboxSender:
-    """Publishes the outbox through an ``MqttLink`` on its own thread, in order.
-
-    ``send(topic, message)`` stores the message and wakes the thread; the thread hands entries
-    to paho while connected (at most ``max_in_flight`` unacknowledged) and deletes those whose
-    PUBACK arrived. Entries in flight when the connection drops are resent by paho itself after
-    the reconnect (same mid); the rest follow them, so the order holds.
-    """
-
-    def __init__(self, outbox: Outbox, link, *, qos: int = 1, max_in_flight: int = 50,
-                 on_evicted: Callable[[int], None] | None = None) -> None:
-        self.outbox = outbox
-        self.link = link
-        self.qos = max(1, qos)  # an outbox at QoS 0 would have nothing to wait for
-        self.max_in_flight = max_in_flight
-        self.on_evicted = on_evicted
-        self.sent = 0
-        self.sent_late = 0
-        self.confirmed = 0
-        self._in_flight: dict[int, tuple[int, mqtt.MQTTMessageInfo]] = {}  # mid -> (id, info)
-        self._last_id = 0  # highest entry id handed to paho since the in-flight set was empty
-        self._handed_through = 0  # highest entry id ever handed to paho
-        self._late_through = outbox.max_id()  # highest id of an entry that had to wait
-        self._acked: deque[int] = deque()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._idle = threading.Event()
-        self._put_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        link.ack_listeners.append(self._on_ack)
-        link.connect_listeners.append(lambda _session_present: self._wake.set())
-
-    # -- producer side -----------------------------------------------------------------------
-    def send(self, topic: str, message: dict) -> int:
-        """Store ``message`` for ``topic`` (absolute) and have it published; returns its id."""
-        with self._put_lock:
-            # Live only if it can go out now and nothing that waited is still ahead of it.
-            live = self.link.connected and self._late_through <= self._handed_through
-            evicted_before = self.outbox.evicted
-            entry_id = self.outbox.put(topic, message, live=live)
-            if not live:
-                self._late_through = entry_id
-        if self.outbox.evicted != evicted_before and self.on_evicted is not None:
-            self.on_evicted(self.outbox.evicted)
-        self._idle.clear()
-        self._wake.set()
-        return entry_id
-
-    # -- the thread ----------------------------------------------------------------------------
-    def start(self) -> OutboxSender:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
-            self._thread.start()
-        self._wake.set()
-        return self
-
-    def stop(self, timeout_s: float = 2.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        """True once everything stored has been acknowledged (for tests and shutdown)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.outbox.count() == 0 and not self._in_flight:
-                return True
-            self._wake.set()
-            self._idle.wait(0.05)
-        return False
-
-    def _on_ack(self, mid: int) -> None:  # paho's network thread: no locks, no I/O
-        self._acked.append(mid)
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(0.5)
-            self._wake.clear()
-            try:
-                self._confirm()
-                if self.link.connected:
-                    self._hand_over()
-            except Exception:
-                log.exception("outbox sender failed; retrying")
-                time.sleep(0.5)
-            if not self._in_flight and self.outbox.count() == 0:
-                self._idle.set()
-
-    def _confirm(self) -> None:
-        done: list[int] = []
-        while self._acked:
-            mid = self._acked.popleft()
-            held = self._in_flight.get(mid)
-            # A mid is reused once paho released it; is_published() tells which message it was.
-            if held is not None and held[1].is_published():
-                del self._in_flight[mid]
-                done.append(held[0])
-        for mid, (entry_id, info) in list(self._in_flight.items()):
-            if info.is_published():  # acknowledged while the ack queue was being drained
-                del self._in_flight[mid]
-                done.append(entry_id)
-        if done:
-            self.outbox.remove(done)
-            self.confirmed += len(done)
-
-    def _hand_over(self) -> None:
-        if not self._in_flight:
-            # Nothing unacknowledged left with paho: start again from the oldest stored entry
-            # (covers a restart, and entries paho dropped when the client was rebuilt).
-            self._last_id = 0
-        room = self.max_in_flight - len(self._in_flight)
-        if room <= 0:
-            return
-        for entry in self.outbox.pending(self._last_id, room):
-            late = not entry.live or time.time() - entry.stored_unix_s > LATE_AFTER_S
-            try:
-                body = entry.body(late)
-            except ValueError:
-                log.error("outbox entry %d is not JSON; dropped", entry.id)
-                self.outbox.remove([entry.id])
-                continue
-            info = self.link.publish_raw(entry.topic, body, qos=self.qos, schema=entry.schema)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                log.warning("outbox: paho refused entry %d: %s; retrying", entry.id,
-                            mqtt.error_string(info.rc))
-                return
-            stale = self._in_flight.pop(info.mid, None)
-            if stale is not None and stale[1].is_published():  # its ack is still queued
-                self.outbox.remove([stale[0]])
-                self.confirmed += 1
-            self._in_flight[info.mid] = (entry.id, info)
-            self._last_id = entry.id
-            self._handed_through = max(self._handed_through, entry.id)
-            self.sent += 1
-            self.sent_late += late
-            if info.is_published():
-                self._wake.set()

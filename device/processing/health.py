@@ -18,13 +18,14 @@ crashes raises ``reader_crash``; its restart is counted against the budget.
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 
 import numpy as np
 
 from sensors.max3010x import FINGER_ON_MIN_FRACTION, finger_present
 
 from device.processing.envelope import utc_iso_ago
+from device.processing.wake import Wake
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,12 @@ class Health:
         self.readers = list(readers)
         self.face = face
         self.contact = Contact(board)
-        #: Set from reader threads when a sensor changes state, so the loop raises at once.
-        self.wake = threading.Event()
+        #: Set from reader threads when a sensor changes state, so the loop raises at once,
+        #: and by a stop request (from a signal handler too: it takes no lock).
+        self.wake = Wake()
         self.modalities = self._modality_sensors()
+        #: Further parts of the health message by name (the state directory's storage).
+        self.sections: dict[str, Callable[[], dict]] = {}
         self._since: dict[str, tuple[str, int]] = {}
         self._crashes: dict[str, int] = {}
         self._reported: set[int] = set()
@@ -255,4 +259,13 @@ class Health:
                         for r in self.readers},
             "alarms": [a.kind + "/" + a.source for a in self.alarms.active()
                        if a.category == "technical"],
+            **{name: self._section(name, part) for name, part in self.sections.items()},
         }
+
+    @staticmethod
+    def _section(name: str, part: Callable[[], dict]) -> dict:
+        try:
+            return part()
+        except Exception as exc:  # noqa: BLE001 - one part must not cost the whole message
+            log.exception("health section %s failed", name)
+            return {"state": "error", "reason": str(exc)}

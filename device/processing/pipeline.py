@@ -9,7 +9,6 @@ is restarted within a budget, and the crash is reported, never silent.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,6 +28,7 @@ from device.processing.envelope import Envelope
 from device.processing.face import FaceWorker
 from device.processing.health import Health
 from device.processing.physio import PhysioStage
+from device.processing.wake import Wake
 
 log = logging.getLogger(__name__)
 # A stepped run reads a sensor at most this often per hop (opening it, then its data).
@@ -90,7 +90,7 @@ class Pipeline:
         self.alarms.listeners.append(self._publish_alarm)
         self.health = Health(board, alarms, clock, queue=self.queue, readers=self.readers,
                              face=face)
-        self._stop = threading.Event()
+        self._stop = Wake()  # set from a signal handler: no lock (device.processing.wake)
         self._next_hop_ns: int | None = None
         self._stepped = False
         # Called with the hop count after each completed hop (the systemd watchdog), and with

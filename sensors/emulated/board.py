@@ -127,9 +127,9 @@ class EmulatedBoard:
         self.spidevs: dict[tuple[int, int], EmulatedSpiDev] = {}
         pins = {k: v for k, v in (pins or {}).items() if v is not None}
         if pins and pin_factory is None:
-            from gpiozero.pins.mock import MockFactory
+            from sensors.emulated.pins import bounded_mock_factory
 
-            pin_factory = MockFactory()
+            pin_factory = bounded_mock_factory()
         self.pin_factory = pin_factory
         # Data-ready lines idle high (active low); the LO outputs idle low (leads on).
         self.pins = {role: EmulatedPinDriver(pin_factory, n, level=not role.startswith("ecg_lo"))

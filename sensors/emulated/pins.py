@@ -23,6 +23,25 @@ from typing import Self
 
 log = logging.getLogger(__name__)
 
+#: How many level changes a ``bounded_mock_factory`` pin remembers. gpiozero's ``MockPin``
+#: keeps every one in ``states`` (for tests' ``assert_states``): a data-ready line at 100 Hz
+#: would add ~0.6 MB a minute, for as long as the demo runs.
+PIN_HISTORY = 256
+
+
+def bounded_mock_factory():
+    """A gpiozero ``MockFactory`` whose pins keep only their last ``PIN_HISTORY`` states."""
+    from gpiozero.pins.mock import MockFactory, MockPin
+
+    class BoundedMockPin(MockPin):
+        def _change_state(self, value):
+            changed = super()._change_state(value)
+            if changed and len(self.states) > 2 * PIN_HISTORY:
+                del self.states[:-PIN_HISTORY]  # amortised: one trim per PIN_HISTORY changes
+            return changed
+
+    return MockFactory(pin_class=BoundedMockPin)
+
 
 class EmulatedPinDriver:
     """The output of an emulated chip wired to GPIO ``pin_number`` of a gpiozero MockFactory."""

@@ -169,3 +169,25 @@ def test_ticker_drops_a_failing_chip_and_reports_it(factory):
         time.sleep(0.01)
     ticker.stop()
     assert isinstance(ticker.errors[0], ValueError) and ticker.targets == []
+
+
+def test_demo_pins_keep_a_bounded_history():
+    """gpiozero's MockPin remembers every level change; the demo's pins keep the last few."""
+    from gpiozero import DigitalInputDevice
+
+    from sensors.emulated.pins import PIN_HISTORY, EmulatedPinDriver, bounded_mock_factory
+
+    factory = bounded_mock_factory()
+    line = EmulatedPinDriver(factory, 17, level=True)
+    seen = []
+    device = DigitalInputDevice(17, pin_factory=factory, pull_up=None, active_state=False)
+    device.when_activated = lambda: seen.append(1)
+    try:
+        for _ in range(5000):  # 10 000 level changes, a data-ready line's 50 s at 100 Hz
+            line.low()
+            line.high()
+        assert len(seen) == 5000  # every falling edge still reaches the driver
+        assert len(line.pin.states) <= 2 * PIN_HISTORY + 1
+        assert line.pin.states[-1].state is True and line.transitions == 10_001
+    finally:
+        device.close()

@@ -13,7 +13,8 @@ from tests.device.mqtt_helpers import device_config, wait_until
 
 from device.comms.delivery import MqttOutput
 from device.comms.link import MqttLink
-from device.comms.outbox import Outbox, OutboxSender
+from device.comms.outbox import Outbox
+from device.comms.sender import OutboxSender
 from device.processing.envelope import Envelope
 
 
