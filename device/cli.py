@@ -21,11 +21,13 @@ EXIT_BAD_INPUT = 2
 _CHATTY_LOGGERS = ("amqtt", "transitions")
 
 
-def setup_logging(verbosity: int = 0) -> None:
-    """Log to stderr: warnings by default, info with -v, debug with -vv (libraries too)."""
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def setup_logging(verbosity: int = 0, service: bool = False) -> None:
+    """Log to stderr: warnings by default, info with -v, debug with -vv (libraries too); the
+    device (``run``, or anything whose stderr is the journal) one step more, with journal
+    priorities (device.journal)."""
+    from device import journal
+
+    journal.configure(verbosity, service=service)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
 
@@ -284,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, service=args.command == "run")
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 
