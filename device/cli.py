@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from device.config import ConfigError, load_config, reference_markdown
+from device.version import painmon_version
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="painmon", description="Bedside and home pain monitor.")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-v info, -vv debug)")
+    parser.add_argument("--version", action="version", version=f"painmon {painmon_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate-config", help="check a configuration file and exit",

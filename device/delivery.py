@@ -20,7 +20,6 @@ import logging
 import queue
 import threading
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +41,9 @@ COMMAND_QUEUE = 256
 
 
 def sw_version() -> str:
-    try:
-        return metadata.version("painmon")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    from device.version import painmon_version
+
+    return painmon_version()
 
 
 def model_versions(paths: list[Path]) -> str:

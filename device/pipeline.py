@@ -26,6 +26,7 @@ from device.modalities import FaceWorker, PhysioStage
 from device.pain import PainStage
 from device.queues import DropOldestQueue
 from device.timesync import WallClock
+from device.version import painmon_version
 
 log = logging.getLogger(__name__)
 # A stepped run reads a sensor at most this often per hop (opening it, then its data).
@@ -186,7 +187,8 @@ class Pipeline:
         message["physio"] = self._physio(blocks)
         message["sensors"] = self.sensor_states()
         self.publish("vitals", message)
-        self.publish("health", {**self.envelope("painmon.health/1"), **self.health.message()})
+        self.publish("health", {**self.envelope("painmon.health/1"), **self.health.message(),
+                                "sw_version": painmon_version()})
         if self.face is not None:
             self.publish("face", self._face_message(t_ns))
         pain = self.pain.step(t_ns, vitals, self.physio_estimate, message["sensors"])
