@@ -195,9 +195,18 @@ if [ "$MODELS" = 1 ]; then
         "$RELEASE/venv/bin/painmon" fetch-models
 fi
 
-echo "== switch $PREFIX/current to $VERSION"
-run ln -sfn "releases/$VERSION" "$PREFIX/current.new"
-run mv -T "$PREFIX/current.new" "$PREFIX/current"
+# Upgrading a running service goes through painmon's upgrade (python -m device.upgrade):
+# current is switched and the service restarted, and the previous release comes back by
+# itself unless the new one says online and sends its first estimate.
+UPGRADE=0
+if [ "$START" = 1 ] && { [ "$DRY_RUN" = 1 ] || { [ "$SYSTEMD_RUNNING" = 1 ] && [ -L "$PREFIX/current" ] \
+        && systemctl is-active --quiet painmon.service; }; }; then
+    UPGRADE=1
+else
+    echo "== switch $PREFIX/current to $VERSION"
+    run ln -sfn "releases/$VERSION" "$PREFIX/current.new"
+    run mv -T "$PREFIX/current.new" "$PREFIX/current"
+fi
 run ln -sfn "$PREFIX/current/venv/bin/painmon" /usr/local/bin/painmon
 
 echo "== systemd unit"
@@ -210,13 +219,17 @@ else
 fi
 if [ "$SYSTEMD_RUNNING" = 1 ] || [ "$DRY_RUN" = 1 ]; then
     run systemctl daemon-reload
-    if [ "$START" = 1 ]; then
-        run systemctl enable painmon.service
-        # A running service still runs the old release's files: restart it on the new one.
+    run systemctl enable painmon.service
+    if [ "$UPGRADE" = 1 ]; then
+        echo "== upgrade the running service to $VERSION (rolls back by itself if it does not come up)"
+        run "$RELEASE/venv/bin/python" -m device.upgrade "$VERSION" --prefix "$PREFIX" \
+            --config "$CONF_DIR/painmon.toml" \
+            || fail "$VERSION did not come up and was rolled back: journalctl -u painmon shows why"
+        echo "painmon $VERSION is running: journalctl -u painmon -f"
+    elif [ "$START" = 1 ]; then
         run systemctl restart painmon.service
         echo "painmon $VERSION is running: journalctl -u painmon -f"
     else
-        run systemctl enable painmon.service
         echo "painmon $VERSION is installed; start it with: systemctl start painmon"
     fi
 else
@@ -224,4 +237,12 @@ else
     run mkdir -p "$UNIT_DIR/multi-user.target.wants"
     run ln -sfn "$UNIT_DIR/painmon.service" "$UNIT_DIR/multi-user.target.wants/painmon.service"
     echo "painmon $VERSION is installed and enabled; systemd is not running here, so it starts at the next boot"
+fi
+
+# Keep the three newest releases (the current one always) to roll back to by hand.
+if [ "$DRY_RUN" = 0 ]; then
+    keep="$(readlink -f "$PREFIX/current")"
+    ls -1dt "$PREFIX"/releases/*/ 2>/dev/null | tail -n +4 | while read -r old; do
+        [ "$(readlink -f "$old")" = "$keep" ] || rm -rf "$old"
+    done
 fi
