@@ -146,7 +146,7 @@ class DeviceWatch:
 
 def _restart(command: Sequence[str], timeout_s: float) -> None:
     try:
-        proc = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(list(command), check=False, capture_output=True, text=True, timeout=timeout_s)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UpgradeError(f"restart ({shlex.join(command)}) failed: {exc}") from None
     if proc.returncode != 0:

@@ -50,10 +50,10 @@ def main() -> int:
     args = parser.parse_args()
     pidfile = args.prefix / "service.pid"
     stop(pidfile)
-    log = open(args.prefix / "service.log", "ab")
-    proc = subprocess.Popen([str(args.prefix / "current" / "venv" / "bin" / "painmon"), "run",
-                             "--config", str(args.config)],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    with open(args.prefix / "service.log", "ab") as log:  # the child keeps its own copy
+        proc = subprocess.Popen([str(args.prefix / "current" / "venv" / "bin" / "painmon"), "run",
+                                 "--config", str(args.config)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     pidfile.write_text(str(proc.pid))
     deadline = time.monotonic() + args.settle
     while time.monotonic() < deadline:

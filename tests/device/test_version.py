@@ -18,14 +18,13 @@ from device.config import default_config
 from device.pipeline import Pipeline
 from device.version import painmon_version
 from sensors.clock import SteppedClock
-
 from tests.conftest import REPO
 
 pytest.importorskip("setuptools_scm", reason="setuptools-scm (test extra) not installed")
 
 
 def test_painmon_version_prints_the_installed_version():
-    out = subprocess.run([sys.executable, "-m", "device.cli", "--version"], cwd=REPO,
+    out = subprocess.run(check=False, args=[sys.executable, "-m", "device.cli", "--version"], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"painmon {painmon_version()}"
@@ -46,7 +45,7 @@ def test_health_carries_the_version():
 
 def _wheel_version(source, tmp_path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SETUPTOOLS_SCM_PRETEND")}
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+    out = subprocess.run(check=False, args=[sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
                           "--wheel-dir", str(tmp_path / "wheel"), str(source)],
                          capture_output=True, text=True, timeout=300, env=env)
     if out.returncode != 0:
@@ -71,13 +70,13 @@ def test_the_wheel_is_versioned_by_git(tmp_path):
 def test_a_tree_without_git_metadata_builds_as_the_fallback_version(tmp_path):
     source = tmp_path / "src"
     git = shutil.which("git")
-    listed = subprocess.run([git, "ls-files"], cwd=REPO, capture_output=True, text=True) if git else None
+    listed = subprocess.run([git, "ls-files"], check=False, cwd=REPO, capture_output=True, text=True) if git else None
     if listed is None or listed.returncode != 0:
         pytest.skip("not a git checkout")
     for name in listed.stdout.splitlines():
-        if name.startswith(("sensors/", "models/", "device/")) or name in ("pyproject.toml", "README.md"):
-            if (REPO / name).is_file():
-                (source / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(REPO / name, source / name)
+        wanted = name.startswith(("sensors/", "models/", "device/")) or name in ("pyproject.toml", "README.md")
+        if wanted and (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     fallback = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools_scm"]["fallback_version"]
     assert _wheel_version(source, tmp_path) == fallback

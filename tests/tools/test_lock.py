@@ -16,9 +16,8 @@ except ImportError:  # pragma: no cover - pip's vendored copy
     from pip._vendor.packaging.requirements import Requirement
     from pip._vendor.packaging.version import Version
 
-from tools.soup import DEVICE_EXTRAS, parse_lock
-
 from tests.conftest import REPO
+from tools.soup import DEVICE_EXTRAS, parse_lock
 
 REQUIREMENTS = REPO / "requirements"
 #: (Python, Debian codename of the OS that ships it)
@@ -58,7 +57,7 @@ def test_lock_pins_every_runtime_requirement(py, codename, machine):
 @pytest.mark.parametrize("py,codename,machine", LOCKS)
 def test_distribution_builds_are_pinned_to_the_os_versions(py, codename, machine):
     lock = parse_lock(REQUIREMENTS / f"device-py{py.replace('.', '')}-{machine}.txt")
-    distro = dict(re.findall(r"^([\w.-]+)==(\S+)", (REQUIREMENTS / f"distro-{codename}.txt").read_text(), re.M))
+    distro = dict(re.findall(r"^([\w.-]+)==(\S+)", (REQUIREMENTS / f"distro-{codename}.txt").read_text(), re.MULTILINE))
     assert {"numpy", "spidev"} <= set(distro)
     for name, version in distro.items():
         assert lock[name]["version"] == version, (name, codename, machine)

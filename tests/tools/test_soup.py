@@ -6,10 +6,17 @@ import tomllib
 
 import pytest
 
-from tools.soup import (DEVICE_EXTRAS, DEVICE_LOCK, PURPOSE, _applies, direct_dependencies, markdown,
-                        soup, soup_from_lock)
-
 from tests.conftest import REPO
+from tools.soup import (
+    DEVICE_EXTRAS,
+    DEVICE_LOCK,
+    PURPOSE,
+    _applies,
+    direct_dependencies,
+    markdown,
+    soup,
+    soup_from_lock,
+)
 
 
 def runtime_requirements() -> set[str]:
