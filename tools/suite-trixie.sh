@@ -20,7 +20,8 @@ root_up amd64 suite-trixie
 t_root=$(date +%s)
 # The test extras' system needs, as tools/test.sh installs them on the host.
 in_root apt-get update -qq
-in_root apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+# gcc and the headers: PyPI has no Python 3.13 x86_64 wheel of pyedflib, and spidev is source only.
+in_root apt-get install -y -qq --no-install-recommends mosquitto gcc python3-dev >/dev/null
 in_root python3 -m venv /opt/venv
 in_root /opt/venv/bin/pip install -q --upgrade pip
 in_root /opt/venv/bin/pip install -q -e "/usr/src/painmon[test]"
