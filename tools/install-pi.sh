@@ -112,8 +112,15 @@ fi
 echo "== build the release"
 BUILD="$(mktemp -d /tmp/painmon-build.XXXXXX)"
 trap 'rm -rf "$BUILD"' EXIT
-run python3 -m venv "$BUILD/venv"
-run "$BUILD/venv/bin/pip" wheel --quiet --no-deps --wheel-dir "$BUILD/wheel" "$SRC"
+# The system's pip builds it when there is one (Raspberry Pi OS has python3-pip), else a
+# throwaway venv's; the build itself runs isolated either way.
+if [ "$DRY_RUN" = 0 ] && python3 -m pip --version >/dev/null 2>&1; then
+    BUILD_PIP=(python3 -m pip)
+else
+    run python3 -m venv "$BUILD/venv"
+    BUILD_PIP=("$BUILD/venv/bin/pip")
+fi
+run "${BUILD_PIP[@]}" wheel --quiet --no-deps --wheel-dir "$BUILD/wheel" "$SRC"
 if [ "$DRY_RUN" = 0 ]; then
     WHEEL="$(ls "$BUILD"/wheel/painmon-*.whl)"
     VERSION="$(basename "$WHEEL" | cut -d- -f2)"

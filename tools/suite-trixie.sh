@@ -3,6 +3,8 @@
 # in an amd64 trixie root (tools/rootfs.sh): a venv with the test extras, then pytest.
 #
 #   sudo tools/suite-trixie.sh [PYTEST ARGS...]      default: the whole suite (tests/)
+#   SUITE_EXTRAS=test,bench,train                    the extras installed (default test,bench:
+#                                                    TensorFlow's training tests then skip)
 #
 # The root is cached in .cache/rootfs/trixie-amd64; each run works on a throwaway overlay of
 # it, with the apt and pip downloads cached in .cache/suite-trixie-cache/. Exits with pytest's
@@ -24,7 +26,7 @@ in_root apt-get update -qq
 in_root apt-get install -y -qq --no-install-recommends mosquitto gcc python3-dev >/dev/null
 in_root python3 -m venv /opt/venv
 in_root /opt/venv/bin/pip install -q --upgrade pip
-in_root /opt/venv/bin/pip install -q -e "/usr/src/painmon[test]"
+in_root /opt/venv/bin/pip install -q -e "/usr/src/painmon[${SUITE_EXTRAS:-test,bench}]"
 t_venv=$(date +%s)
 in_root /opt/venv/bin/python -c 'import sys; print("suite-trixie: Python", sys.version.split()[0])'
 status=0
