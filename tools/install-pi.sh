@@ -135,7 +135,8 @@ echo "== venv in $RELEASE"
 # A venv holds absolute paths, so it is built where it stays; the service runs the release
 # that $PREFIX/current points to, never one being built. The current release itself (the
 # same version installed again) is updated in place.
-if [ "$DRY_RUN" = 1 ] || [ "$(readlink -f "$PREFIX/current" 2>/dev/null)" != "$(readlink -f "$RELEASE")" ]; then
+if [ "$DRY_RUN" = 1 ] || [ ! -L "$PREFIX/current" ] || [ ! -x "$RELEASE/venv/bin/pip" ] \
+        || [ "$(readlink -f "$PREFIX/current")" != "$(readlink -f "$RELEASE")" ]; then
     run rm -rf "$RELEASE"
     run python3 -m venv --system-site-packages "$RELEASE/venv"
 fi
