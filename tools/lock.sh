@@ -7,6 +7,7 @@
 # The distribution's own builds (requirements/distro-<codename>.txt: numpy, spidev) are pinned
 # to the versions the OS ships, so the venv (with system site-packages) uses them and never
 # installs a second numpy over the one picamera2 and simplejpeg are built against.
+# requirements/constraints.txt: what the resolver must be told, each with its reason.
 # On the Pi (aarch64) wheels only (no compiler on the device), except spidev, which PyPI has
 # as source only. x86_64 (a PC standing in for a device, tools/pi-check.sh --arch amd64) may
 # build from source what PyPI has no wheel for there (pyedflib on 3.13).
@@ -25,7 +26,7 @@ for target in "${targets[@]}"; do
     out="requirements/device-py${py/./}-$machine.txt"
     "$UV" pip compile pyproject.toml --quiet --extra record \
       --python-version "$py" --python-platform "$machine-unknown-linux-gnu" \
-      --constraint "requirements/distro-$codename.txt" \
+      --constraint "requirements/distro-$codename.txt" --constraint requirements/constraints.txt \
       $([ "$machine" = aarch64 ] && echo "--only-binary :all: --no-binary spidev") \
       --custom-compile-command "tools/lock.sh" --output-file "$out" >/dev/null
     echo "$out"
