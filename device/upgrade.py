@@ -176,6 +176,11 @@ def upgrade(prefix: Path, version: str, config, *, restart: Sequence[str] = DEFA
                 return EXIT_ROLLED_BACK
             say(f"painmon upgrade: {version} did not come up ({failure}); rolling back to {previous.name}")
             point_current(prefix, previous)
+            if tuple(restart) == DEFAULT_RESTART:
+                # The failed starts count towards StartLimitBurst: clear them, or systemd may
+                # refuse to start the previous release.
+                subprocess.run(["systemctl", "reset-failed", "painmon.service"], check=False,
+                               capture_output=True, timeout=30)
             try:
                 _restart(restart, timeout_s)
                 back = watch.wait_new_boot({old_boot} | watch.seen_boots, timeout_s)
