@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The device install, proven in a Debian trixie root (the base of Raspberry Pi OS, Python 3.13):
 # arm64 under qemu-user-static, or amd64. tools/install-pi.sh runs in it as a user runs it; then
-# painmon --version, validate-config on the installed configuration, probe, and `painmon run`
-# (hardware = "emulated") as the service user for --seconds against a mosquitto in the root,
-# whose messages must arrive. A system extension module built against the system numpy
+# painmon --version, validate-config on the installed configuration, then that configuration
+# on the emulated board with a folder of frames as its camera: probe, and `painmon run` as the
+# service user for --seconds against a mosquitto in the root, whose messages must arrive. A system extension module built against the system numpy
 # (Debian's python3-scipy, standing in for picamera2 and simplejpeg from Raspberry Pi's archive)
 # must still import in the venv afterwards, with numpy the system's.
 #
@@ -92,15 +92,31 @@ as_service() {  # the service's user and environment, as painmon.service sets th
     PAINMON_MODEL_DIR=/var/lib/painmon/models PAINMON_HARDWARE=emulated PYTHONUNBUFFERED=1 "$@"
 }
 
+# The installed configuration, on the emulated board, publishing to the root's broker, its
+# camera a folder of frames (a photo of a face; .npy needs no OpenCV): the root has no camera,
+# and picamera2 lives in Raspberry Pi's archive.
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+frames="$root/var/lib/painmon/check-frames"
+mkdir -p "$frames"
+for py in ${PYTHON:-} .venv/bin/python python3; do
+  PYTHONPATH="$PWD" "$py" -c "import sys, numpy; from sensors.camera import astronaut_photo; numpy.save(sys.argv[1], astronaut_photo())" \
+    "$frames/frame-00000.npy" 2>/dev/null && break
+done
+[ -f "$frames/frame-00000.npy" ] || fail "could not write the camera's frames (needs scikit-image: the test extra)"
+for i in $(seq 1 $(( (seconds + 30) * 10 ))); do ln -s frame-00000.npy "$frames/$(printf 'frame-%05d.npy' "$i")"; done
+in_root chown -R painmon:painmon /var/lib/painmon/check-frames
+sed -e "s/^port = 1883/port = $port/" -e "s#^camera = .*#camera = \"/var/lib/painmon/check-frames\"#" \
+  -e 's/^hardware = .*/hardware = "emulated"/' "$root/etc/painmon/painmon.toml" > "$root/run/pi-check.toml"
+grep -q "^port = $port" "$root/run/pi-check.toml" || fail "could not point the configuration at port $port"
+grep -q '^camera = "/var/lib/painmon/check-frames"' "$root/run/pi-check.toml" \
+  || fail "could not point the configuration's camera at the frames"
+chmod 0644 "$root/run/pi-check.toml"
+
 phase "painmon probe (emulated hardware)"
-as_service /opt/painmon/current/venv/bin/painmon probe --config /etc/painmon/painmon.toml \
-  || fail "painmon probe"
+as_service /opt/painmon/current/venv/bin/painmon probe --config /run/pi-check.toml || fail "painmon probe"
 
 phase "painmon run for $seconds s against mosquitto in the root"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$port" > "$root/run/pi-check-mosquitto.conf"
-sed "s/^port = 1883/port = $port/" "$root/etc/painmon/painmon.toml" > "$root/run/pi-check.toml"
-grep -q "^port = $port" "$root/run/pi-check.toml" || fail "could not point the configuration at port $port"
 root_background mosquitto -c /run/pi-check-mosquitto.conf > "$work/mosquitto.log" 2>&1
 for _ in $(seq 100); do
   python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $port)))" && break
@@ -125,6 +141,7 @@ grep -q '^painmon/bed-12/status .*"online"' "$work/messages.txt" || fail "no sta
 [ "$vitals" -ge $(( (seconds - 10) / 2 )) ] || fail "only $vitals vitals messages in $seconds s"
 [ "$pain" -ge 1 ] || fail "no pain estimate arrived"
 [ "$health" -ge 1 ] || fail "no health message arrived"
+[ "$face" -ge 1 ] || fail "no face estimate arrived (the face models on this machine's runtime)"
 
 phase "done"
 echo "pi-check: ok ($arch, painmon $version) in $(( $(date +%s) - t_start )) s"
