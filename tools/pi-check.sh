@@ -144,4 +144,4 @@ grep -q '^painmon/bed-12/status .*"online"' "$work/messages.txt" || fail "no sta
 [ "$face" -ge 1 ] || fail "no face estimate arrived (the face models on this machine's runtime)"
 
 phase "done"
-echo "pi-check: ok ($arch, painmon $version) in $(( $(date +%s) - t_start )) s"
+echo "pi-check: ok ($arch, $version) in $(( $(date +%s) - t_start )) s"
