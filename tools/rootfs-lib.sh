@@ -57,7 +57,10 @@ in_root() {
 }
 
 root_background() {
-  in_root "$@" &
+  # chroot itself in the background (not a subshell running it), so that $! is the process
+  # (chroot and env exec it) and root_down's kill reaches it.
+  chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 "${root_env[@]}" "$@" &
   root_pids+=($!)
 }
 
