@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from device.config import ConfigError, load_config, reference_markdown
+from device.config.version import painmon_version
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -21,11 +22,13 @@ EXIT_BAD_INPUT = 2
 _CHATTY_LOGGERS = ("amqtt", "transitions")
 
 
-def setup_logging(verbosity: int = 0) -> None:
-    """Log to stderr: warnings by default, info with -v, debug with -vv (libraries too)."""
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def setup_logging(verbosity: int = 0, service: bool = False) -> None:
+    """Log to stderr: warnings by default, info with -v, debug with -vv (libraries too); the
+    device (``run``, or anything whose stderr is the journal) one step more, with journal
+    priorities (device.app.journal)."""
+    from device import journal
+
+    journal.configure(verbosity, service=service)
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
 
@@ -280,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="painmon", description="Bedside and home pain monitor.")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-v info, -vv debug)")
+    parser.add_argument("--version", action="version", version=f"painmon {painmon_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate-config", help="check a configuration file and exit",
@@ -392,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose, service=args.command == "run")
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)
 

@@ -4,7 +4,8 @@
 # arm64 runs under qemu-user-static (binfmt_misc); amd64 where emulation is unavailable or not
 # needed (Home Assistant). The root is built by debootstrap from Debian's archive, cached in
 # DIR (default .cache/rootfs/trixie-ARCH) and reused while its stamp file is there.
-# Run as root. Inside, use tools/rootfs-run.sh to run commands with the checkout bound in.
+# Run as root. tools/rootfs-lib.sh runs commands in a throwaway overlay of it with the
+# checkout copied in (tools/pi-check.sh, tools/suite-trixie.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=arm64
@@ -35,6 +36,8 @@ if [ "$arch" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
   update-binfmts --enable qemu-aarch64 >&2 || true
 fi
 
+# A build cut short may have left debootstrap's mounts behind: never recurse into them.
+for m in $(grep -o " $dest/[^ ]*" /proc/mounts | sort -r); do umount -l "$m" || true; done
 rm -rf "$dest"; mkdir -p "$dest"
 echo "rootfs.sh: debootstrap trixie $arch into $dest (a few minutes)" >&2
 debootstrap --arch="$arch" --variant=minbase \

@@ -1,13 +1,14 @@
 """The SOUP list (IEC 62304 5.3.3/8.1.2: software of unknown provenance): every runtime
-dependency of the device with its installed version and its purpose.
+dependency of the device with its version, where it comes from, and its purpose.
 
-    python -m tools.soup [--extras camera,record] [--write README.md]
+    python -m tools.soup [--lock FILE | --installed] [--write README.md]
 
 Runtime means what runs on the device: ``[project] dependencies`` and the extras a device
-installs (``DEVICE_EXTRAS``, as tools/install-pi.sh does), plus what those require in turn
-(resolved from the installed packages' metadata). Versions come from the environment it runs
-in: run it in the device's venv (/opt/painmon/venv) for the device's list. A dependency
-without a purpose below is an error, so a new dependency cannot slip in undocumented.
+installs (``DEVICE_EXTRAS``), plus what those require in turn. By default the list is the
+device's lock (``DEVICE_LOCK``, what tools/install-pi.sh installs on Raspberry Pi OS trixie,
+64-bit: tools/lock.sh generates it), so two devices installed a week apart carry the list's
+versions; ``--installed`` lists the environment it runs in instead. A dependency without a
+purpose below is an error, so a new dependency cannot slip in undocumented.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEVICE_EXTRAS = ("camera", "record")
+DEVICE_EXTRAS = ("record",)
+DEVICE_LOCK = REPO / "requirements" / "device-py313-aarch64.txt"
 BEGIN, END = "<!-- soup:start", "<!-- soup:end -->"
 
 #: Why each direct runtime dependency is there, and what painmon uses it for.
@@ -32,7 +34,6 @@ PURPOSE = {
     "gpiozero": "GPIO: data-ready, lead-off, alarm LEDs/buzzer, buttons",
     "paho-mqtt": "the MQTT 5 client that publishes estimates and receives commands",
     "pydantic": "configuration and command validation",
-    "opencv-python-headless": "camera sources: V4L2 devices, video files, GStreamer (extra camera)",
     "pyedflib": "EDF+ recording of the raw channels (extra record)",
     "ai-edge-litert": "TFLite runtime for the face and physio models",
 }
@@ -113,20 +114,76 @@ def soup(extras=DEVICE_EXTRAS) -> list[dict]:
     return sorted(rows.values(), key=lambda r: (r["required_by"] != "painmon", r["name"]))
 
 
+def parse_lock(path: Path) -> dict[str, dict]:
+    """``name -> {"version", "via": [...]}`` from a lock ``uv pip compile`` annotated."""
+    pins: dict[str, dict] = {}
+    current = None
+    for line in Path(path).read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.partition("==")
+            if not version:
+                raise ValueError(f"{path}: {line!r} is not pinned with ==")
+            current = pins.setdefault(_canonical(name.strip()), {"version": version.split()[0], "via": []})
+        elif current is not None and (via := line.strip().lstrip("#").strip()):
+            via = via.removeprefix("via").strip()
+            if via:
+                current["via"].append(via)
+    return pins
+
+
+def _lock_source(via: list[str]) -> str:
+    for v in via:
+        if v.startswith("-c ") and "distro-" in v:
+            codename = v.rsplit("distro-", 1)[1].removesuffix(".txt")
+            return f"Debian {codename} package"
+    return "PyPI wheel"
+
+
+def soup_from_lock(lock: Path = DEVICE_LOCK, extras=DEVICE_EXTRAS) -> list[dict]:
+    """Rows as ``soup()`` plus ``source``, the versions the lock pins."""
+    pins = parse_lock(lock)
+    direct = set(direct_dependencies(extras))
+    rows = []
+    for name, pin in pins.items():
+        parents = [_canonical(v.split()[0]) for v in pin["via"] if not v.startswith("-c ")]
+        by = "painmon" if name in direct or "painmon" in parents else (parents[0] if parents else "?")
+        purpose = PURPOSE.get(name) or TRANSITIVE_PURPOSE.get(name)
+        if purpose is None:
+            raise ValueError(f"SOUP: {name} (in {Path(lock).name}, required by {by}) has no purpose "
+                             "in tools/soup.py")
+        rows.append({"name": name, "version": pin["version"], "purpose": purpose, "required_by": by,
+                     "source": _lock_source(pin["via"])})
+    missing = direct - set(pins)
+    if missing:
+        raise ValueError(f"SOUP: {Path(lock).name} does not pin {', '.join(sorted(missing))}: run tools/lock.sh")
+    return sorted(rows, key=lambda r: (r["required_by"] != "painmon", r["name"]))
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| package | version | required by | purpose |", "|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['version']} | {r['required_by']} | {r['purpose']} |" for r in rows]
+    if rows and "source" in rows[0]:
+        lines = ["| package | version | from | required by | purpose |", "|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['version']} | {r['source']} | {r['required_by']} | {r['purpose']} |"
+                  for r in rows]
+    else:
+        lines = ["| package | version | required by | purpose |", "|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['version']} | {r['required_by']} | {r['purpose']} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="painmon's SOUP list (IEC 62304)")
     parser.add_argument("--extras", default=",".join(DEVICE_EXTRAS))
+    parser.add_argument("--lock", default=str(DEVICE_LOCK.relative_to(REPO)),
+                        help="the lock whose versions to list (default: Raspberry Pi OS trixie, 64-bit)")
+    parser.add_argument("--installed", action="store_true",
+                        help="list the versions installed here instead of a lock's")
     parser.add_argument("--write", metavar="README", help="replace the README's SOUP block "
                         "(between the soup markers)")
     args = parser.parse_args(argv)
     try:
-        table = markdown(soup(tuple(e for e in args.extras.split(",") if e)))
+        extras = tuple(e for e in args.extras.split(",") if e)
+        rows = soup(extras) if args.installed else soup_from_lock(REPO / args.lock, extras)
+        table = markdown(rows)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The second command: set up, install the MQTT broker the tests start, run the whole suite,
-# then the Home Assistant check.
-# Arguments go to pytest, e.g. tools/test.sh -k mqtt (such a run skips the Home Assistant check)
+# then (a whole run only) the device checks on Debian trixie, Raspberry Pi OS's base
+# (tools/device-checks.sh: the install check in an arm64 root by default).
+# Arguments go to pytest, e.g. tools/test.sh -k mqtt (no device checks then).
+#   PAINMON_DEVICE_CHECKS="pi-check"   which checks follow the suite ("pi-check suite-trixie
+#                                      ha-check" for all; "" none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh test,train,bench
@@ -27,16 +30,15 @@ fi
 .venv/bin/ruff check .
 .venv/bin/lint-imports --no-cache
 
-.venv/bin/python -m pytest "$@"
+mkdir -p .cache
+status=0
+.venv/bin/python -m pytest "$@" 2>&1 | tee .cache/pytest-last.log || status=${PIPESTATUS[0]}
+summary="$(grep -E '[0-9]+ (passed|failed)|no tests ran' .cache/pytest-last.log | tail -1 || true)"
+[ "$status" = 0 ] || exit "$status"
+[ $# -eq 0 ] || exit 0
 
-# Home Assistant check: a real Home Assistant (in a Debian trixie root) discovers the demo
-# device, sees its states and a sensor fault, and acknowledges an alarm with its button
-# (tools/ha-check.sh; see the README's Home Assistant section for its time). Only on a full
-# run; it needs root for the chroot. PAINMON_HA_CHECK=0 skips it.
-if [ $# -eq 0 ] && [ "${PAINMON_HA_CHECK:-1}" != 0 ]; then
-  if [ "$(id -u)" = 0 ]; then
-    bash tools/ha-check.sh
-  else
-    echo "tools/test.sh: Home Assistant check skipped (needs root: sudo bash tools/ha-check.sh)"
-  fi
-fi
+status=0
+bash tools/device-checks.sh || status=$?
+# pytest's closing line last, for whoever reads the end of the log.
+[ -z "$summary" ] || echo "$summary"
+exit "$status"

@@ -31,7 +31,6 @@ import shutil
 import threading
 import time
 from collections import deque
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from device.comms.sender import HELD_MAX, OutboxSender
 from device.comms.senml import CONTENT_TYPE as SENML_CONTENT_TYPE
 from device.comms.senml import to_senml
 from device.config import PainmonConfig
+from device.config.version import painmon_version
 from device.processing.alarms import AlarmBook
 from device.processing.command_input import peek_request_id
 from device.processing.commands import ROLES, CommandRouter
@@ -71,10 +71,7 @@ STORAGE_ALARM = "storage_failed"
 
 
 def sw_version() -> str:
-    try:
-        return metadata.version("painmon")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+    return painmon_version()
 
 
 def model_versions(paths: list[Path]) -> str:

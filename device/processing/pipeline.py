@@ -23,6 +23,7 @@ from device.acquisition.queues import DropOldestQueue
 from device.acquisition.readers import BusReader
 from device.acquisition.sensor import describe_error
 from device.config import PainmonConfig
+from device.config.version import painmon_version
 from device.processing.alarms import Alarm, AlarmBook
 from device.processing.envelope import Envelope
 from device.processing.face import FaceWorker
@@ -212,7 +213,8 @@ class Pipeline:
         message["physio"] = self._physio(blocks)
         message["sensors"] = self.sensor_states()
         self.publish("vitals", message)
-        self.publish("health", {**self.envelope("painmon.health/1"), **self.health.message()})
+        self.publish("health", {**self.envelope("painmon.health/1"), **self.health.message(),
+                                "sw_version": painmon_version()})
         if self.face is not None:
             self.publish("face", self._face_message(t_ns))
         hop = Hop(t_ns, vitals, self.physio_estimate, message["sensors"])

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 from device.app.notify import MQTT_PASSWORD_CREDENTIAL
 
 UNIT = REPO / "systemd" / "painmon.service"
-INSTALLED_BIN = "/opt/painmon/venv/bin/painmon"
+INSTALLED_BIN = "/opt/painmon/current/venv/bin/painmon"
 
 
 def unit_settings() -> dict[str, list[str]]:
@@ -94,12 +94,24 @@ def test_install_script_dry_run_does_every_step():
                              "--no-start"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for step in ("useradd --system", "python3 -m venv", "/opt/painmon/venv",
+    for step in ("useradd --system", "python3 -m venv --system-site-packages",
+                 "/opt/painmon/releases/VERSION/venv", "requirements/device-py313-",
+                 "/opt/painmon/current", "python3-numpy", "python3-spidev",
                  "painmon.example.toml /etc/painmon/painmon.toml", "/etc/painmon/mqtt-password",
                  "validate-config /etc/painmon/painmon.toml", "fetch-models",
                  "/etc/systemd/system/painmon.service", "systemctl enable painmon.service"):
         assert step in out, step
-    assert "enable --now" not in out
+    assert "enable --now" not in out and "systemctl restart" not in out
+    assert "opencv" not in out  # the Pi camera needs no OpenCV; --opencv asks for the distribution's
+
+
+def test_install_script_takes_opencv_from_the_distribution():
+    result = subprocess.run(check=False, args=["bash", str(REPO / "tools" / "install-pi.sh"), "--dry-run",
+                             "--opencv"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "python3-opencv" in result.stdout and "opencv-python" not in result.stdout
+    # A running service is upgraded through device.app.upgrade, which rolls back by itself.
+    assert "-m device.app.upgrade VERSION --prefix /opt/painmon" in result.stdout
 
 
 def test_install_script_refuses_unknown_options():

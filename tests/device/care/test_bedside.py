@@ -98,7 +98,8 @@ def test_two_stays_in_sequence_share_nothing(tmp_path):
         bed.hop(score)
         assert bed.cmd("self_report", nrs=nrs, source="nurse")["ok"]
     first = bed.hop(4.0)
-    assert first["stay"] == "enc-1001" and first["personalised"] and first["score"] > 5.0
+    # (the personal mapping is bounded: four ratings earn it part of its 2-point room)
+    assert first["stay"] == "enc-1001" and first["personalised"] and first["score"] > 4.5
     assert not bed.cmd("discharge", reference="enc-9999")["ok"]  # not the open stay
     closed = bed.cmd("discharge", reference="enc-1001")
     assert closed["ok"] and closed["result"]["discharged_t"] is not None

@@ -38,8 +38,11 @@ def pki(tmp_path_factory) -> Path:
         pytest.skip("openssl command line not installed")
     d = tmp_path_factory.mktemp("pki")
     ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    # Key usage on the CA: Python 3.13's default context verifies strictly (VERIFY_X509_STRICT)
+    # and refuses a CA certificate without it.
     _run("openssl", "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-         "-subj", "/CN=painmon test CA", cwd=d)
+         "-subj", "/CN=painmon test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
     (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
     for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
         _run("openssl", "req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
