@@ -172,7 +172,8 @@ def test_scale_scores_refused_by_item_stored_published_and_mapped(tmp_path):
     fitted = bed.cmd("self_report", nrs=5, source="nurse")["result"]
     assert fitted["personalised"] and fitted["mapping"]["n_reports"] == 3
     mapped = bed.hop(2.0)
-    assert mapped["personalised"] and mapped["score"] > 4.0  # raised towards the scales
+    # raised towards the scales (the bounded mapping: three ratings earn part of its room)
+    assert mapped["personalised"] and mapped["score"] > 2.5
 
     out = io.StringIO()
     assert export_stay_labels(tmp_path, out, "csv", "icu-77") == 3

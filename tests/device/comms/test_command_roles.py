@@ -120,6 +120,7 @@ def device(broker, tmp_path):
 
 def test_each_role_does_what_the_acl_lets_it_and_no_more(broker, device):
     monitor, _ = device
+    assert monitor.commands.handle("admit", b'{"reference": "bed12-1"}')["ok"]  # ratings need a stay
     monitor.alarms.raise_alarm("pain_high", "pain", category="physiological",
                                priority="medium", message="roles")
     nurse = Client(broker, "nurse-ward3", "nurse-station", f"{BASE}/cmd/result")

@@ -186,6 +186,9 @@ def test_retained_commands_never_run_and_are_cleared(mosquitto_factory, mqtt_pro
     probe = mqtt_probe(broker.host, broker.port, f"{BASE}/cmd/#")
     station = sender(broker)
     device = Device(broker, tmp_path / "state")
+    # A patient admitted: ratings and calibrations are possible, so never running one means
+    # the retained commands were refused (the stay continues across the restarts below).
+    assert device.monitor.commands.handle("admit", b'{"reference": "ret-01"}')["ok"]
     try:
         # Live: a retained calibrate while the device listens is refused and cleared.
         station.publish(f"{BASE}/cmd/nurse/calibrate", command(request_id="ret-live"), qos=1,
@@ -261,6 +264,7 @@ def test_an_acknowledge_is_answered_within_1s_during_a_10000_command_flood(mosqu
 def test_a_stale_command_and_a_repeated_request_id_through_the_broker(mosquitto, mqtt_probe,
                                                                        tmp_path):
     device = Device(mosquitto, tmp_path)
+    assert device.monitor.commands.handle("admit", b'{"reference": "twice-1"}')["ok"]
     probe = mqtt_probe(mosquitto.host, mosquitto.port, f"{BASE}/cmd/result")
     station = sender(mosquitto)
     try:
