@@ -9,9 +9,9 @@
 #
 #   sudo tools/pi-check.sh [--arch arm64|amd64] [--seconds 60] [--keep]
 #
-# The root (tools/rootfs.sh, cached in .cache/rootfs/) stays pristine: the check runs on an
+# The root (tools/rootfs.sh, cached in /var/cache/painmon/rootfs/) stays pristine: the check runs on an
 # overlay of it, thrown away at the end (--keep leaves it in .cache/pi-check/ARCH/). Downloads
-# (apt, pip) are cached in .cache/pi-check-cache/ARCH/. Exit 0 and "pi-check: ok" when all
+# (apt, pip) are cached in /var/cache/painmon/pi-check-cache/ARCH/. Exit 0 and "pi-check: ok" when all
 # holds; otherwise exit 1 and "pi-check: FAILED: what".
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,7 @@
 #
 #   root_up ARCH NAME    build or reuse the root, mount an overlay of it at
 #                        .cache/NAME/ARCH/root (sets $root and $work) with /proc, /dev, the
-#                        apt and pip download caches (.cache/NAME-cache/ARCH/) and the checkout
+#                        apt and pip download caches ($PAINMON_CACHE/NAME-cache/ARCH/, /var/cache/painmon by default) and the checkout
 #                        (tracked and new files) at /usr/src/painmon; ../shared read-only at
 #                        /usr/src/shared when it exists
 #   in_root CMD...       run CMD in the root with a clean environment (+ $root_env)
@@ -23,7 +23,9 @@ root_up() {
   [ -f "$base/.painmon-root-ready" ] || { echo "$name: tools/rootfs.sh gave no ready root ($base)" >&2; return 1; }
   work="$repo/.cache/$name/$arch"
   root="$work/root"
-  local cache="$repo/.cache/$name-cache/$arch"
+  # Downloads are kept machine-wide (like the roots), so a fresh clone on the same machine
+  # (CI's) reuses them; $PAINMON_CACHE moves them.
+  local cache="${PAINMON_CACHE:-/var/cache/painmon}/$name-cache/$arch"
   if mountpoint -q "$root"; then umount -R "$root" 2>/dev/null || umount -R -l "$root"; fi
   root_remove "$work"
   [ ! -e "$work" ] || return 1

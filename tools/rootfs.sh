@@ -3,7 +3,8 @@
 #   tools/rootfs.sh [--arch arm64|amd64] [--dest DIR]     prints the root's path when ready
 # arm64 runs under qemu-user-static (binfmt_misc); amd64 where emulation is unavailable or not
 # needed (Home Assistant). The root is built by debootstrap from Debian's archive, cached in
-# DIR (default .cache/rootfs/trixie-ARCH) and reused while its stamp file is there.
+# DIR (default $PAINMON_CACHE/rootfs/trixie-ARCH, PAINMON_CACHE=/var/cache/painmon) and
+# reused while its stamp file is there.
 # Run as root. tools/rootfs-lib.sh runs commands in a throwaway overlay of it with the
 # checkout copied in (tools/pi-check.sh, tools/suite-trixie.sh).
 set -euo pipefail
@@ -18,7 +19,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$arch" in arm64|amd64) ;; *) echo "rootfs.sh: --arch must be arm64 or amd64" >&2; exit 2 ;; esac
-dest="${dest:-$PWD/.cache/rootfs/trixie-$arch}"
+# Machine-wide by default: a fresh clone on the same machine (CI's) reuses the root.
+dest="${dest:-${PAINMON_CACHE:-/var/cache/painmon}/rootfs/trixie-$arch}"
 mirror="${PAINMON_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 if [ -f "$dest/.painmon-root-ready" ]; then echo "$dest"; exit 0; fi

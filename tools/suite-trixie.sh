@@ -6,8 +6,8 @@
 #   SUITE_EXTRAS=test,bench,train                    the extras installed (default test,bench:
 #                                                    TensorFlow's training tests then skip)
 #
-# The root is cached in .cache/rootfs/trixie-amd64; each run works on a throwaway overlay of
-# it, with the apt and pip downloads cached in .cache/suite-trixie-cache/. Exits with pytest's
+# The root is cached in /var/cache/painmon/rootfs/trixie-amd64; each run works on a throwaway overlay of
+# it, with the apt and pip downloads cached in /var/cache/painmon/suite-trixie-cache/. Exits with pytest's
 # status (no test collected counts as a failure) and prints "suite-trixie: ok" or "FAILED".
 set -euo pipefail
 cd "$(dirname "$0")/.."

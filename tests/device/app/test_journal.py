@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import REPO
 
-from device import journal
+from device.app import journal
 
 PRIORITY_LINE = re.compile(r"^<([0-7])>[\w.]+: ")
 
@@ -64,7 +64,7 @@ def test_levels_info_for_the_device_warning_for_commands():
 
 
 def test_terminal_lines_keep_their_timestamp(tmp_path):
-    code = ("import logging; from device import journal; journal.configure(0, service=True); "
+    code = ("import logging; from device.app import journal; journal.configure(0, service=True); "
             "logging.getLogger('device.x').info('hello')")
     out = subprocess.run([sys.executable, "-c", code], check=False, cwd=REPO, capture_output=True, text=True,
                          timeout=60, env={k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"})

@@ -17,9 +17,9 @@ import pytest
 from sensors.clock import SteppedClock
 from tests.conftest import REPO
 
+from device.app.root import build_monitor
 from device.config import default_config
 from device.config.version import painmon_version
-from device.pipeline import Pipeline
 
 pytest.importorskip("setuptools_scm", reason="setuptools-scm (test extra) not installed")
 
@@ -35,7 +35,8 @@ def test_health_carries_the_version():
     config = default_config()
     config = config.model_copy(update={"face": config.face.model_copy(update={"enabled": False})})
     sent: list[tuple[str, dict]] = []
-    pipeline = Pipeline(config, SteppedClock(), outputs=[lambda topic, message: sent.append((topic, message))])
+    monitor = build_monitor(config, SteppedClock(), outputs=[lambda topic, message: sent.append((topic, message))])
+    pipeline = monitor.pipeline
     try:
         pipeline.step(1_000_000_000)
     finally:
