@@ -26,7 +26,7 @@ def setup_logging(verbosity: int = 0, service: bool = False) -> None:
     """Log to stderr: warnings by default, info with -v, debug with -vv (libraries too); the
     device (``run``, or anything whose stderr is the journal) one step more, with journal
     priorities (device.app.journal)."""
-    from device import journal
+    from device.app import journal
 
     journal.configure(verbosity, service=service)
     for name in _CHATTY_LOGGERS:

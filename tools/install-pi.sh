@@ -79,7 +79,7 @@ if [ "$IS_PI" = 1 ]; then
     run raspi-config nonint do_i2c 0
     run raspi-config nonint do_spi 0
 elif [ -e /etc/nv_tegra_release ]; then
-    echo "== Jetson: enable I2C/SPI pins with 'sudo /opt/nvidia/jetson-io/jetson-io.py' if needed"
+    echo "== a Jetson: not supported (README, 'On a device'); continuing as on plain Debian"
 fi
 
 echo "== the dependency lock"
@@ -175,7 +175,7 @@ if ! id "$SERVICE_USER" >/dev/null 2>&1; then
 fi
 run usermod -a -G gpio,i2c,spi,video "$SERVICE_USER"
 
-echo "== udev rules (Raspberry Pi OS has them; Jetson and plain Debian do not)"
+echo "== udev rules (Raspberry Pi OS has them; plain Debian does not)"
 RULES=/etc/udev/rules.d/60-painmon.rules
 if [ "$DRY_RUN" = 0 ]; then
     mkdir -p "$(dirname "$RULES")"
