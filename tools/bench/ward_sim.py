@@ -25,7 +25,7 @@ from sensors.clock import MonotonicClock
 
 from device.care.pain import PAIN_ALARM, AcknowledgeRequest
 from device.processing.alarms import AlarmBook
-from device.processing.commands import CommandRouter
+from device.processing.commands import CARERS, CommandRouter
 
 
 def iso(unix_s: float) -> str:
@@ -55,7 +55,7 @@ class SimulatedBed:
         self.book.listeners.append(self._on_alarm)
         self.router = CommandRouter(MonotonicClock())
         self.router.register("acknowledge", AcknowledgeRequest, self._acknowledge,
-                             'Acknowledge an alarm by id, or "all".')
+                             'Acknowledge an alarm by id, or "all".', roles=CARERS, urgent=True)
         self.connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"painmon-{device_id}", protocol=mqtt.MQTTv5)
@@ -106,16 +106,14 @@ class SimulatedBed:
     def _on_connect(self, client, _userdata, _flags, reason, _props) -> None:
         if reason.is_failure:
             return
-        client.subscribe(self.topic("cmd/+"), qos=1)
+        client.subscribe(self.topic("cmd/+/+"), qos=1)  # cmd/<role>/<name>, as the device
         client.publish(self.topic("status"), self._status("online"), qos=1, retain=True)
         self._publish_alarms()
         self.connected.set()
 
     def _on_message(self, _client, _userdata, message) -> None:
-        name = message.topic.rsplit("/", 1)[-1]
-        if name == "result":
-            return
-        result = self.router.handle(name, bytes(message.payload))
+        role, name = message.topic.split("/")[-2:]
+        result = self.router.handle(name, bytes(message.payload), role=role)
         self.results.append(result)
         self.send("cmd/result", {**self.envelope(result["schema"]), **result})
 

@@ -23,6 +23,7 @@ from tests.device.mqtt_helpers import device_config, serve, wait_until
 from device.app.root import build_monitor
 from device.comms.link import MqttLink
 from device.comms.outbox import WAL_LIMIT_BYTES, Outbox
+from device.processing.envelope import utc_iso
 
 DEVICE = "bed-d1"
 ESTIMATES = 120
@@ -68,8 +69,9 @@ def pain(seq: int) -> dict:
 
 
 def command(broker, name: str, payload: dict) -> None:
-    mqtt_publish.single(f"painmon/{DEVICE}/cmd/{name}", json.dumps(payload), qos=1,
-                        hostname=broker.host, port=broker.port)
+    """As a nurse's station sends it: on the nurse role's topic, stamped with its time."""
+    mqtt_publish.single(f"painmon/{DEVICE}/cmd/nurse/{name}", json.dumps({"t": utc_iso(), **payload}),
+                        qos=1, hostname=broker.host, port=broker.port)
 
 
 def test_full_state_directory_alarms_keeps_and_recovers(small_state_dir, mosquitto, mqtt_probe,
@@ -88,6 +90,8 @@ def test_full_state_directory_alarms_keeps_and_recovers(small_state_dir, mosquit
     def delivered() -> set[int]:
         return {m.json()["seq"] for m in probe.messages if m.topic.endswith("/pain")}
 
+    # A patient admitted while there is room: self-reports belong to a stay.
+    assert monitor.commands.handle("admit", b'{"reference": "full-01"}')["ok"]
     try:
         for seq in range(ESTIMATES // 2):  # stored on disk, waiting for the link
             output("pain", pain(seq))

@@ -62,7 +62,7 @@ def secured(mosquitto_factory, pki, tmp_path):
     acl = tmp_path / "acl"
     acl.write_text(f"user {DEVICE}\ntopic readwrite painmon/{DEVICE}/#\n"
                    f"topic write homeassistant/+/{DEVICE}/#\ntopic read homeassistant/status\n\n"
-                   "user station\ntopic read painmon/#\ntopic write painmon/+/cmd/+\n")
+                   "user station\ntopic read painmon/#\ntopic write painmon/+/cmd/nurse/+\n")
     tls_port = _free_port()
     broker = mosquitto_factory(
         f"password_file {passwd}\nacl_file {acl}\n"

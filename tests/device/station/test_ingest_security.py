@@ -36,7 +36,8 @@ def test_station_reads_over_tls_with_its_password_and_acl(store, secured, pki, t
         bed.hop(score=6.0)
         wait_for(lambda: device(store, DEVICE) and device(store, DEVICE).score == 6.0,
                  what="the bed's estimate over TLS")
-        # Its commands are allowed by the ACL (write on painmon/+/cmd/+) and answered.
+        # Its commands are allowed by the ACL (write on painmon/+/cmd/nurse/+: the station sends
+        # as nurses) and answered.
         alarm = bed.raise_pain_alarm()
         wait_for(lambda: device(store, DEVICE).loudest == "medium", what="the alarm")
         request_id = ingest.send_command(DEVICE, "acknowledge", {"alarm_id": alarm.id,
