@@ -144,7 +144,7 @@ def test_fuzz_end_to_end_through_the_broker(mosquitto, mqtt_probe, tmp_path):
         pipeline.stop()
     results = [m.json() for m in probe.messages]
     assert len(results) + output.commands_unanswered == len(cases)
-    assert output.commands_unanswered < len(cases) - 50
+    assert output.commands_unanswered <= len(cases) - 50  # at least a burst (50) answered
     for result in results:
         RESULT.validate(result)
     assert any("rate limit" in r.get("reason", "") for r in results)  # 300 at once: throttled
