@@ -99,7 +99,7 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 frames="$root/var/lib/painmon/check-frames"
 mkdir -p "$frames"
 for py in ${PYTHON:-} .venv/bin/python python3; do
-  PYTHONPATH="$PWD" "$py" -c "import sys, numpy; from sensors.camera import astronaut_photo; numpy.save(sys.argv[1], astronaut_photo())" \
+  PYTHONPATH="$PWD" "$py" -c "import sys, numpy; from sensors.emulated.photo import astronaut_photo; numpy.save(sys.argv[1], astronaut_photo())" \
     "$frames/frame-00000.npy" 2>/dev/null && break
 done
 [ -f "$frames/frame-00000.npy" ] || fail "could not write the camera's frames (needs scikit-image: the test extra)"
