@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
+from models.hashing import sha256_of
 from models.thirdparty import load_manifest
 
 FETCH_HINT = "run `painmon fetch-models` to download and verify them"
@@ -12,14 +12,6 @@ FETCH_HINT = "run `painmon fetch-models` to download and verify them"
 
 class FaceModelsUnavailable(RuntimeError):
     """A face model file is missing or is not the pinned one; the face modality cannot start."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_model_files(model_dir: str | Path) -> dict[str, Path]:

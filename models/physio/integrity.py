@@ -8,9 +8,10 @@ After training a new model: ``python -m models.physio.integrity --write`` (and c
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
+
+from models.hashing import sha256_of
 
 MODEL_DIR = Path(__file__).resolve().parent
 SUMS_FILE = "SHA256SUMS"
@@ -19,14 +20,6 @@ PINNED_SUFFIXES = (".tflite",)
 
 class ModelIntegrityError(RuntimeError):
     """A model file is not the one pinned for it."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pinned(directory: Path) -> dict[str, str] | None:
