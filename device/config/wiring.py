@@ -42,14 +42,30 @@ def check_wiring(s, analog: list[str]) -> None:
         raise _error(f"ecg.{missing}", "LO+ and LO- are read together: set both pins or neither")
     if s.adc.alert_pin is not None and s.adc.chip != "ads1115":
         raise _error("adc.alert_pin", "ALERT/RDY is an ads1115 output; the mcp3008 has none")
+    _check_distinct(_sensor_pins(s), _reserved_pins(s, spi_adc), shown="sensors.")
+
+
+def _reserved_pins(s, spi_adc: bool) -> dict[int, str]:
+    """The GPIO lines the configured buses take (I2C1 always, SPI0 when a chip is on it)."""
+    spi_ecg = s.ecg.enabled and s.ecg.source == "ads1292r"
     reserved = dict(_I2C1_PINS)
     if (spi_adc and s.adc.spi_bus == 0) or (spi_ecg and s.ecg.spi_bus == 0):
         reserved.update(_SPI0_PINS)
-    pins = {"ppg.int_pin": s.ppg.int_pin if s.ppg.enabled else None,
+    return reserved
+
+
+def _sensor_pins(s) -> dict[str, int | None]:
+    """The enabled sensors' optional lines, keyed relative to ``sensors``."""
+    return {"ppg.int_pin": s.ppg.int_pin if s.ppg.enabled else None,
             "adc.alert_pin": s.adc.alert_pin if s.adc.enabled else None,
             "ecg.lo_plus_pin": s.ecg.lo_plus_pin if s.ecg.enabled else None,
             "ecg.lo_minus_pin": s.ecg.lo_minus_pin if s.ecg.enabled else None,
             "ecg.drdy_pin": s.ecg.drdy_pin if s.ecg.enabled else None}
+
+
+def _check_distinct(pins: dict[str, int | None], reserved: dict[int, str],
+                    shown: str = "") -> None:
+    """Each pin off the buses and used once; ``shown`` prefixes the key another pin names."""
     seen: dict[int, str] = {}
     for key, pin in pins.items():
         if pin is None:
@@ -57,7 +73,7 @@ def check_wiring(s, analog: list[str]) -> None:
         if pin in reserved:
             raise _error(key, f"GPIO{pin} is {reserved[pin]}, in use by a bus")
         if pin in seen:
-            raise _error(key, f"GPIO{pin} is already sensors.{seen[pin]}")
+            raise _error(key, f"GPIO{pin} is already {shown}{seen[pin]}")
         seen[pin] = key
 
 
@@ -66,27 +82,10 @@ def check_all_pins(c) -> None:
     sensors, the alarm output and the buttons, is one line of its own and not a bus's: a
     buzzer on an LED's pin would disable the whole local alarm."""
     s = c.sensors
-    spi_adc = s.adc.enabled and s.adc.chip == "mcp3008"
-    spi_ecg = s.ecg.enabled and s.ecg.source == "ads1292r"
-    reserved = dict(_I2C1_PINS)
-    if (spi_adc and s.adc.spi_bus == 0) or (spi_ecg and s.ecg.spi_bus == 0):
-        reserved.update(_SPI0_PINS)
-    pins = {"sensors.ppg.int_pin": s.ppg.int_pin if s.ppg.enabled else None,
-            "sensors.adc.alert_pin": s.adc.alert_pin if s.adc.enabled else None,
-            "sensors.ecg.lo_plus_pin": s.ecg.lo_plus_pin if s.ecg.enabled else None,
-            "sensors.ecg.lo_minus_pin": s.ecg.lo_minus_pin if s.ecg.enabled else None,
-            "sensors.ecg.drdy_pin": s.ecg.drdy_pin if s.ecg.enabled else None,
-            "alarm.led_high_pin": c.alarm.led_high_pin,
-            "alarm.led_medium_pin": c.alarm.led_medium_pin,
-            "alarm.buzzer_pin": c.alarm.buzzer_pin,
-            "buttons.acknowledge_pin": c.buttons.acknowledge_pin,
-            "buttons.report_pin": c.buttons.report_pin}
-    seen: dict[int, str] = {}
-    for key, pin in pins.items():
-        if pin is None:
-            continue
-        if pin in reserved:
-            raise _error(key, f"GPIO{pin} is {reserved[pin]}, in use by a bus")
-        if pin in seen:
-            raise _error(key, f"GPIO{pin} is already {seen[pin]}")
-        seen[pin] = key
+    pins = {f"sensors.{key}": pin for key, pin in _sensor_pins(s).items()}
+    pins.update({"alarm.led_high_pin": c.alarm.led_high_pin,
+                 "alarm.led_medium_pin": c.alarm.led_medium_pin,
+                 "alarm.buzzer_pin": c.alarm.buzzer_pin,
+                 "buttons.acknowledge_pin": c.buttons.acknowledge_pin,
+                 "buttons.report_pin": c.buttons.report_pin})
+    _check_distinct(pins, _reserved_pins(s, s.adc.enabled and s.adc.chip == "mcp3008"))
