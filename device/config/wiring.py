@@ -87,5 +87,6 @@ def check_all_pins(c) -> None:
                  "alarm.led_medium_pin": c.alarm.led_medium_pin,
                  "alarm.buzzer_pin": c.alarm.buzzer_pin,
                  "buttons.acknowledge_pin": c.buttons.acknowledge_pin,
-                 "buttons.report_pin": c.buttons.report_pin})
+                 "buttons.report_pin": c.buttons.report_pin,
+                 "buttons.stay_pin": c.buttons.stay_pin})
     _check_distinct(pins, _reserved_pins(s, s.adc.enabled and s.adc.chip == "mcp3008"))

@@ -96,6 +96,9 @@ def test_pins_are_distinct_across_sensors_alarm_and_buttons(tmp_path):
         "alarm.buzzer_pin"]
     data = with_(with_(example(), "sensors.ppg.int_pin", 17), "buttons.report_pin", 17)
     assert "sensors.ppg.int_pin" in problems(write(tmp_path, data))["buttons.report_pin"]
+    data = with_(with_(example(), "alarm.led_high_pin", 12), "buttons.stay_pin", 12)
+    assert "GPIO12 is already alarm.led_high_pin" in problems(write(tmp_path, data))[
+        "buttons.stay_pin"]
     assert "I2C1 SDA" in problems(write(tmp_path, with_(example(), "alarm.buzzer_pin", 2)))[
         "alarm.buzzer_pin"]
 
