@@ -254,7 +254,7 @@ class ButtonsConfig(BaseModel):
         None, ge=0, le=27, description="GPIO (BCM) of the self-report button (N presses: NRS N; "
         "hold: NRS 0); none: no button.")
     stay_pin: int | None = Field(
-        None, ge=0, le=53, description="GPIO (BCM) of the stay button (hold: admit a patient under "
+        None, ge=0, le=27, description="GPIO (BCM) of the stay button (hold: admit a patient under "
         "a generated reference when nobody is admitted, else discharge); none: no button.")
     pull_up: bool = Field(True, description="Buttons connect the pin to ground (internal pull-up).")
     hold_s: float = Field(3.0, ge=0.5, le=30, strict=False, description="Long-press time.")
