@@ -38,6 +38,7 @@ from device.care.stay import BED_RULE, DRUG_CLASSES, REFERENCE_RULE, Dose, Stay,
 from device.config import PainmonConfig
 from device.config.sections import ROUTES
 from device.processing.alarms import AlarmBook
+from device.processing.answered import AnsweredRequests
 from device.processing.commands import CARERS, CommandRefused, CommandRequest, CommandRouter
 from device.processing.pipeline import Hop
 
@@ -91,6 +92,7 @@ class Bedside:
         self.wall_s = wall_s or anchored_wall(clock)
         self.store = StayStore(config.state_dir)
         self.stay: Stay | None = None
+        self.answered: AnsweredRequests | None = None  # the router's, once registered
         self._pending: list[Dose] = []
         # Called with the open stay's folder, or None, whenever a stay opens or closes.
         self.stay_listeners: list[Callable[[Path | None], None]] = []
@@ -120,6 +122,8 @@ class Bedside:
         self._tell(self.store.directory(stay))
 
     def _tell(self, directory: Path | None) -> None:
+        if self.answered is not None:  # the request_ids answered are remembered per stay
+            self.answered.stay = None if self.stay is None else self.stay.key
         for listener in self.stay_listeners:
             try:
                 listener(directory)
@@ -132,6 +136,11 @@ class Bedside:
         for stay in self.store.purge(now, self.care.retention_days * 86400.0):
             log.info("stay %s (discharged %s) deleted after its retention", stay.reference,
                      stay.discharged_t)
+        self._forget_deleted_stays()
+
+    def _forget_deleted_stays(self) -> None:
+        if self.answered is not None:
+            self.answered.keep_stays({stay.key for stay in self.store.stays()})
 
     def admit(self, reference: str, bed: str | None = None) -> dict:
         with self.pain.lock:
@@ -264,6 +273,9 @@ class Bedside:
 
     # -- commands ----------------------------------------------------------------------------
     def register(self, router: CommandRouter) -> None:
+        self.answered = router.answered
+        self.answered.stay = None if self.stay is None else self.stay.key
+        self._forget_deleted_stays()
         router.register("admit", AdmitRequest, lambda r: self.admit(r.reference, r.bed),
                         "Open a stay: a pseudonymous reference (never a name), a bed label.",
                         roles=CARERS)

@@ -96,6 +96,11 @@ class Stay:
     def open(self) -> bool:
         return self.discharged_t is None
 
+    @property
+    def key(self) -> str:
+        """Unique across stays, even after the stays' database was deleted and ids restart."""
+        return f"{self.id}@{self.admitted_t}"
+
     def to_dict(self) -> dict:
         return {"stay_id": self.id, "reference": self.reference, "bed": self.bed,
                 "admitted_t": self.admitted_t, "discharged_t": self.discharged_t}

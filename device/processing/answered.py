@@ -2,8 +2,10 @@
 
 A request that reached its handler is executed once: the same ``request_id`` arriving again
 (a station's retry, a redelivery after a restart) gets the stored result and runs nothing.
-The store survives restarts, holds the latest ``max_entries`` answers, and is emptied for a
-new stay (``forget_all``, e.g. at admission) so a new patient starts with no history.
+The store survives restarts and holds the latest ``max_entries`` answers, each under the stay
+it was answered in (``stay``, set by the bedside; None with no stay open). A request_id answered
+in another stay is neither run again nor answered with that patient's result: the router
+refuses it. The answers of a stay go when the stay is deleted (``keep_stays``).
 """
 
 from __future__ import annotations
@@ -32,27 +34,39 @@ class AnsweredRequests:
             private_dir(path.parent)
             self._db = sqlite3.connect(path, check_same_thread=False)
             private_file(path)
+        self.stay: str | None = None  # the open stay's key, whose answers are replayed
         with self._lock, self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS answered (request_id TEXT PRIMARY KEY,"
                              " command TEXT NOT NULL, result TEXT NOT NULL, at REAL NOT NULL)")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(answered)")}
+            if "stay" not in columns:  # a store from before stays: its answers had no stay
+                self._db.execute("ALTER TABLE answered ADD COLUMN stay TEXT")
 
-    def get(self, request_id: str) -> tuple[str, dict] | None:
-        """(command, result) answered to ``request_id``, or None."""
+    def get(self, request_id: str) -> tuple[str, dict, str | None] | None:
+        """(command, result, stay) answered to ``request_id``, or None."""
         with self._lock:
-            row = self._db.execute("SELECT command, result FROM answered WHERE request_id = ?",
+            row = self._db.execute("SELECT command, result, stay FROM answered WHERE request_id = ?",
                                    (request_id,)).fetchone()
-        return None if row is None else (row[0], json.loads(row[1]))
+        return None if row is None else (row[0], json.loads(row[1]), row[2])
 
     def put(self, request_id: str, command: str, result: dict) -> None:
+        """Remember ``result`` under the open stay."""
         with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO answered VALUES (?, ?, ?, ?)",
-                             (request_id, command, json.dumps(result), time.time()))
+            self._db.execute("INSERT OR REPLACE INTO answered (request_id, command, result, at, stay)"
+                             " VALUES (?, ?, ?, ?, ?)",
+                             (request_id, command, json.dumps(result), time.time(), self.stay))
             self._db.execute("DELETE FROM answered WHERE request_id IN (SELECT request_id FROM "
                              "answered ORDER BY at DESC LIMIT -1 OFFSET ?)", (self.max_entries,))
 
-    def forget_all(self) -> None:
+    def keep_stays(self, stays: set[str]) -> int:
+        """Forget the answers of every stay not in ``stays`` (those without a stay stay);
+        the number forgotten."""
         with self._lock, self._db:
-            self._db.execute("DELETE FROM answered")
+            known = [row[0] for row in self._db.execute(
+                "SELECT DISTINCT stay FROM answered WHERE stay IS NOT NULL")]
+            gone = [stay for stay in known if stay not in stays]
+            return sum(self._db.execute("DELETE FROM answered WHERE stay = ?", (stay,)).rowcount
+                       for stay in gone)
 
     def __len__(self) -> int:
         with self._lock:

@@ -300,9 +300,13 @@ class CommandRouter:
                 log.exception("command %s: answer not remembered", result["command"])
         return result, executed
 
-    def _repeat(self, name: str, request_id: str, command: str, result: dict) -> dict:
+    def _repeat(self, name: str, request_id: str, command: str, result: dict,
+                stay: str | None) -> dict:
         if command != name:
             raise CommandRefused(f"request_id {request_id!r} was already used for {command}")
+        if stay != self.answered.stay:  # another patient's answer is not this one's to read
+            raise CommandRefused(f"request_id {request_id!r} was answered in another stay; "
+                                 "not run again")
         self.repeated += 1
         log.info("command %s: request_id %r answered before, same answer again", name, request_id)
         return result

@@ -17,6 +17,7 @@ from device.care.pain import PainStage
 from device.care.stay import check_reference
 from device.config import default_config
 from device.processing.alarms import AlarmBook
+from device.processing.answered import ANSWERED_FILE, AnsweredRequests
 from device.processing.commands import CommandRouter
 
 WALL0_S = 1.8e9  # an arbitrary epoch second the stepped clock starts at
@@ -39,7 +40,8 @@ class Bed:
         self.alarms = AlarmBook(self.clock)
         self.events: list[tuple[str, str, str, str | None]] = []
         self.alarms.listeners.append(lambda e, a: self.events.append((e, a.kind, a.source, a.stay)))
-        self.router = CommandRouter(self.clock, rate_per_s=100, burst=100)
+        self.router = CommandRouter(self.clock, rate_per_s=100, burst=100,
+                                    answered=AnsweredRequests(cfg.state_dir / ANSWERED_FILE))
         self.pain = PainStage(cfg, self.clock, alarms=self.alarms)
         self.pain.register(self.router)
         self.bedside = Bedside(cfg, self.clock, pain=self.pain, alarms=self.alarms,
@@ -62,6 +64,7 @@ class Bed:
     def stop(self) -> None:
         self.pain.stop()
         self.bedside.stop()
+        self.router.answered.close()
 
 
 def test_references_are_pseudonyms_never_names():
@@ -273,4 +276,35 @@ def test_pending_reassessment_survives_a_restart_on_time(tmp_path):
     assert bed.alarms.get(REASSESSMENT, "dose-1") is not None  # 60 min after the dose exactly
     assert bed.cmd("self_report", nrs=3)["result"]["reassessed"][0]["dose_id"] == 1
     assert bed.alarms.get(REASSESSMENT, "dose-1") is None
+    bed.stop()
+
+
+def test_request_ids_are_answered_once_per_stay_and_never_across_patients(tmp_path):
+    cfg = config(tmp_path, retention_days=1)
+    bed = Bed(cfg)
+    assert bed.cmd("admit", reference="stay-01", request_id="adm-1")["ok"]
+    bed.hop(3.0)
+    first = bed.cmd("self_report", nrs=4, request_id="sr-1")
+    assert first["ok"] and first["result"]["stay"] == "stay-01"
+    assert bed.cmd("self_report", nrs=4, request_id="sr-1") == first  # a retry: the same answer
+    assert bed.cmd("admit", reference="stay-01", request_id="adm-1")["ok"]  # idem, not refused
+    assert bed.cmd("discharge", reference="stay-01", request_id="dis-1")["ok"]
+    assert bed.cmd("admit", reference="stay-02", request_id="adm-2")["ok"]
+    # The last patient's late retry: neither run for the new patient nor answered with the old
+    # patient's result.
+    late = bed.cmd("self_report", nrs=4, request_id="sr-1")
+    assert not late["ok"] and "another stay" in late["reason"] and "result" not in late
+    bed.hop(3.0)
+    assert bed.cmd("self_report", nrs=1)["result"]["reports_until_personalised"] == 2  # the 1st
+    bed.stop()
+    # A restart within the stay: still answered once, from the state directory.
+    bed = Bed(cfg)
+    again = bed.cmd("admit", reference="stay-02", request_id="adm-2")
+    assert again["ok"] and again["result"]["reference"] == "stay-02"
+    # Once the first stay is deleted after its retention, its answers go with it.
+    assert bed.cmd("discharge", reference="stay-02", request_id="dis-2")["ok"]
+    bed.stop()
+    bed = Bed(cfg, wall0_s=WALL0_S + 3 * 86400)
+    assert bed.bedside.store.stays() == []
+    assert bed.bedside.answered.get("sr-1") is None and bed.bedside.answered.get("dis-2") is not None
     bed.stop()

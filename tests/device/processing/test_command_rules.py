@@ -166,12 +166,33 @@ def test_no_handler_failure_escapes_the_router():
     assert r.handle("ping", payload(), role=NURSE)["ok"]
 
 
-def test_answered_store_is_bounded_and_forgets_a_stay(tmp_path):
+def test_answered_store_is_bounded_and_forgets_deleted_stays(tmp_path):
     store = AnsweredRequests(tmp_path / "a.sqlite3", max_entries=50)
     for i in range(120):
         store.put(f"id-{i}", "ping", {"ok": True, "i": i})
         time.sleep(0.0005)
     assert len(store) == 50 and store.get("id-119") is not None and store.get("id-0") is None
-    store.forget_all()
-    assert len(store) == 0
+    store.stay = "7@2026-01-01T00:00:00Z"
+    store.put("in-7", "ping", {"ok": True})
+    store.stay = "8@2026-01-02T00:00:00Z"
+    store.put("in-8", "ping", {"ok": True})
+    assert store.get("in-7")[2] == "7@2026-01-01T00:00:00Z"
+    assert store.keep_stays({"8@2026-01-02T00:00:00Z"}) == 1  # stay 7 deleted: its answers go
+    assert store.get("in-7") is None and store.get("in-8") is not None
+    assert len(store) == 49 and store.get("id-119") is not None  # those without a stay stay
     assert oct((tmp_path / "a.sqlite3").stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_a_store_from_before_stays_is_read_and_extended(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE answered (request_id TEXT PRIMARY KEY, command TEXT NOT NULL,"
+                   " result TEXT NOT NULL, at REAL NOT NULL)")
+        db.execute("INSERT INTO answered VALUES ('old-1', 'ping', '{\"ok\": true}', 1.0)")
+    store = AnsweredRequests(path)
+    assert store.get("old-1") == ("ping", {"ok": True}, None)
+    store.stay = "1@2026-01-01T00:00:00Z"
+    store.put("new-1", "ping", {"ok": True})
+    assert store.get("new-1")[2] == "1@2026-01-01T00:00:00Z"
