@@ -17,22 +17,21 @@ from pathlib import Path
 from typing import TextIO
 
 from device.config.paths import private_dir, private_file
-from device.processing.state_files import OnDamaged, check_sqlite
+from device.processing.state_files import OnDamaged, Step, check_sqlite, migrate
 
 REPORTS_FILE = "selfreports.sqlite"
 SOURCES = ("patient", "nurse")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reports (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    t TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    nrs INTEGER NOT NULL CHECK (nrs BETWEEN 0 AND 10),
-    source TEXT NOT NULL CHECK (source IN ('patient', 'nurse')),
-    fused_score REAL,
-    features TEXT NOT NULL
+SCHEMA_STEPS = (
+    Step(("""CREATE TABLE IF NOT EXISTS reports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        t TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        nrs INTEGER NOT NULL CHECK (nrs BETWEEN 0 AND 10),
+        source TEXT NOT NULL CHECK (source IN ('patient', 'nurse')),
+        fused_score REAL,
+        features TEXT NOT NULL)""",)),
 )
-"""
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,7 @@ class SelfReportStore:
             try:  # kept only once set up: a full disk here is retried at the next report
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")  # a report is a clinical record
-                conn.execute(_SCHEMA)
-                conn.commit()
+                migrate(conn, self.path, SCHEMA_STEPS)
             except sqlite3.Error:
                 conn.close()
                 raise

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.processing.envelope import utc_iso
+from device.processing.state_files import Step, migrate
 
 STAYS_FILE = "stays.sqlite"
 STAYS_DIR = "stays"
@@ -39,41 +40,41 @@ BED_RULE = "1-16 letters, digits, spaces, '.', '_' or '-'"
 DRUG_CLASSES = ("opioid", "nsaid", "paracetamol", "metamizole", "ketamine",
                 "local_anaesthetic", "other")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stays (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    reference TEXT NOT NULL,
-    bed TEXT,
-    admitted_t TEXT NOT NULL,
-    admitted_s REAL NOT NULL,
-    discharged_t TEXT,
-    discharged_s REAL
-);
-CREATE TABLE IF NOT EXISTS scale_scores (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    stay_id INTEGER NOT NULL REFERENCES stays(id) ON DELETE CASCADE,
-    t TEXT NOT NULL,
-    scale TEXT NOT NULL CHECK (scale IN ('painad', 'cpot')),
-    items TEXT NOT NULL,
-    total INTEGER NOT NULL,
-    score_0_10 REAL NOT NULL,
-    fused_score REAL,
-    features TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS doses (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    stay_id INTEGER NOT NULL REFERENCES stays(id) ON DELETE CASCADE,
-    t TEXT NOT NULL,
-    given_s REAL NOT NULL,
-    route TEXT,
-    drug_class TEXT,
-    due_s REAL NOT NULL,
-    score_before REAL,
-    reassessed_t TEXT,
-    score_after REAL,
-    reassessed_by TEXT
-);
-"""
+SCHEMA_STEPS = (
+    Step(("""CREATE TABLE IF NOT EXISTS stays (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            reference TEXT NOT NULL,
+            bed TEXT,
+            admitted_t TEXT NOT NULL,
+            admitted_s REAL NOT NULL,
+            discharged_t TEXT,
+            discharged_s REAL
+        )""",
+          """CREATE TABLE IF NOT EXISTS scale_scores (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            stay_id INTEGER NOT NULL REFERENCES stays(id) ON DELETE CASCADE,
+            t TEXT NOT NULL,
+            scale TEXT NOT NULL CHECK (scale IN ('painad', 'cpot')),
+            items TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            score_0_10 REAL NOT NULL,
+            fused_score REAL,
+            features TEXT NOT NULL
+        )""",
+          """CREATE TABLE IF NOT EXISTS doses (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            stay_id INTEGER NOT NULL REFERENCES stays(id) ON DELETE CASCADE,
+            t TEXT NOT NULL,
+            given_s REAL NOT NULL,
+            route TEXT,
+            drug_class TEXT,
+            due_s REAL NOT NULL,
+            score_before REAL,
+            reassessed_t TEXT,
+            score_after REAL,
+            reassessed_by TEXT
+        )""")),
+)
 
 
 def check_reference(reference: str) -> str:
@@ -162,8 +163,7 @@ class StayStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")  # admissions and doses are records
         self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
-        self._conn.commit()
+        migrate(self._conn, self.path, SCHEMA_STEPS)
 
     def close(self) -> None:
         with self._lock:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.config.paths import private_dir, private_file
-from device.processing.state_files import OnDamaged, check_sqlite
+from device.processing.state_files import OnDamaged, Step, check_sqlite, migrate
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,16 @@ LATE_AFTER_S = 5.0
 WAL_CHECKPOINT_PAGES = 64
 WAL_LIMIT_BYTES = 256 * 1024
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    schema TEXT,
-    live INTEGER NOT NULL,
-    stored_unix_s REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
+SCHEMA_STEPS = (
+    Step(("""CREATE TABLE IF NOT EXISTS entries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        schema TEXT,
+        live INTEGER NOT NULL,
+        stored_unix_s REAL NOT NULL)""",
+          "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")),
+)
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self._db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-        self._db.executescript(_SCHEMA)
+        migrate(self._db, self.path, SCHEMA_STEPS)
         # Whatever an earlier run left behind is late by definition.
         self._db.execute("UPDATE entries SET live = 0 WHERE live = 1")
         self.evicted = self._counter("evicted")

@@ -18,8 +18,16 @@ import time
 from pathlib import Path
 
 from device.config.paths import private_dir, private_file
+from device.processing.state_files import Step, migrate
 
 ANSWERED_FILE = "commands-answered.sqlite3"
+SCHEMA_STEPS = (
+    Step(("CREATE TABLE IF NOT EXISTS answered (request_id TEXT PRIMARY KEY, command TEXT NOT NULL,"
+          " result TEXT NOT NULL, at REAL NOT NULL)",)),
+    # The stay each answer was given in (None: before stays, or none open). Every query here
+    # names its columns, so a release that knows only version 1 still reads and writes it.
+    Step(("ALTER TABLE answered ADD COLUMN stay TEXT",)),
+)
 
 
 class AnsweredRequests:
@@ -35,12 +43,8 @@ class AnsweredRequests:
             self._db = sqlite3.connect(path, check_same_thread=False)
             private_file(path)
         self.stay: str | None = None  # the open stay's key, whose answers are replayed
-        with self._lock, self._db:
-            self._db.execute("CREATE TABLE IF NOT EXISTS answered (request_id TEXT PRIMARY KEY,"
-                             " command TEXT NOT NULL, result TEXT NOT NULL, at REAL NOT NULL)")
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(answered)")}
-            if "stay" not in columns:  # a store from before stays: its answers had no stay
-                self._db.execute("ALTER TABLE answered ADD COLUMN stay TEXT")
+        with self._lock:
+            migrate(self._db, path or ":memory:", SCHEMA_STEPS)
 
     def get(self, request_id: str) -> tuple[str, dict, str | None] | None:
         """(command, result, stay) answered to ``request_id``, or None."""

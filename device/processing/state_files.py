@@ -11,6 +11,12 @@ when it opens it:
   damaged, not an empty history: the stores never leave one behind.
 - unreadable (permissions, a directory in its place): ``StateFileError``, whose one-line
   message names the file and the fix; the device does not start on it.
+
+Every SQLite store carries its schema version (``migrate``): a file from an older release is
+brought forward at open, one step at a time in one transaction; a file from a newer release
+(an upgrade that was rolled back) is used as it is when that release's changes were additive,
+and refused with ``StateFileError`` when they were not. The JSON calibration carries its
+version in its ``schema`` (``painmon.calibration/1``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -152,3 +159,55 @@ def alarm_reporter(alarms) -> OnDamaged:
                                    f"{moved_to.name}, started with a fresh one")
 
     return report
+
+
+@dataclass(frozen=True)
+class Step:
+    """One schema version of an SQLite store: the statements that take the version before it
+    to this one (the first step creates the store, and must accept a file from before schema
+    versions, where its tables already exist). ``additive`` says a release that knows only the
+    versions before it still reads and writes the result correctly (a new table, a new column
+    with a default that it names no column of)."""
+
+    statements: tuple[str, ...]
+    additive: bool = True
+
+
+def schema_version(db: sqlite3.Connection) -> tuple[int, int]:
+    """(version, oldest version that can use it) of the open database: SQLite's
+    ``user_version`` holds the version in its low 16 bits, the oldest reader above them."""
+    value = db.execute("PRAGMA user_version").fetchone()[0]
+    return value & 0xFFFF, value >> 16
+
+
+def migrate(db: sqlite3.Connection, path: str | Path, steps: Sequence[Step]) -> int:
+    """Bring the store at ``path`` (open as ``db``, no transaction pending) to ``len(steps)``;
+    the version it was at. A newer file whose steps this release does not know is used when
+    they were additive, else ``StateFileError`` naming the file and the fix."""
+    known = len(steps)
+    readable_from = max([i + 1 for i, step in enumerate(steps) if not step.additive], default=1)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version, oldest_reader = schema_version(db)
+        if version > known:
+            db.rollback()
+            if oldest_reader > known:
+                raise StateFileError(
+                    f"state file {path} has schema version {version}, written by a newer painmon "
+                    f"that this one (version {known}) cannot read; start that release again, or "
+                    f"move the file away to start it afresh")
+            log.warning("state file %s has schema version %d from a newer painmon; its changes "
+                        "are additive, used as it is", path, version)
+            return version
+        for step in steps[version:]:
+            for statement in step.statements:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {known | readable_from << 16}")
+        db.commit()
+    except BaseException:
+        if db.in_transaction:
+            db.rollback()
+        raise
+    if 0 < version < known:
+        log.info("state file %s: schema version %d brought forward to %d", path, version, known)
+    return version

@@ -181,18 +181,3 @@ def test_answered_store_is_bounded_and_forgets_deleted_stays(tmp_path):
     assert store.get("in-7") is None and store.get("in-8") is not None
     assert len(store) == 49 and store.get("id-119") is not None  # those without a stay stay
     assert oct((tmp_path / "a.sqlite3").stat().st_mode & 0o777) == oct(0o600)
-
-
-def test_a_store_from_before_stays_is_read_and_extended(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "old.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE answered (request_id TEXT PRIMARY KEY, command TEXT NOT NULL,"
-                   " result TEXT NOT NULL, at REAL NOT NULL)")
-        db.execute("INSERT INTO answered VALUES ('old-1', 'ping', '{\"ok\": true}', 1.0)")
-    store = AnsweredRequests(path)
-    assert store.get("old-1") == ("ping", {"ok": True}, None)
-    store.stay = "1@2026-01-01T00:00:00Z"
-    store.put("new-1", "ping", {"ok": True})
-    assert store.get("new-1")[2] == "1@2026-01-01T00:00:00Z"
