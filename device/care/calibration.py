@@ -16,7 +16,7 @@ from pathlib import Path
 
 from device.config.paths import private_dir
 from device.processing.envelope import utc_iso
-from device.processing.state_files import OnDamaged, check_json
+from device.processing.state_files import OnDamaged, StateFileError, check_json
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,20 @@ class CalibrationStore:
 
     def __init__(self, state_dir: Path, on_damaged: OnDamaged | None = None) -> None:
         self.path = Path(state_dir) / CALIBRATION_FILE
-        check_json(self.path, on_damaged, valid=lambda data: None if isinstance(data, dict) and (
-            data.get("schema") == CALIBRATION_SCHEMA) else f"no {CALIBRATION_SCHEMA} schema")
+        check_json(self.path, on_damaged, valid=self._valid)
+
+    def _valid(self, data: object) -> str | None:
+        """Why ``data`` is not a calibration this release wrote; a newer release's stops the
+        start (kept for that release, never set aside as damaged)."""
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema == CALIBRATION_SCHEMA:
+            return None
+        name, _, major = str(schema).rpartition("/")
+        if name == CALIBRATION_SCHEMA.rpartition("/")[0] and major.isdigit() and int(major) > 1:
+            raise StateFileError(f"state file {self.path} has schema {schema}, written by a newer "
+                                 "painmon that this one cannot read; start that release again, "
+                                 "or move the file away to start uncalibrated")
+        return f"no {CALIBRATION_SCHEMA} schema"
 
     def load(self) -> dict:
         try:

@@ -4,11 +4,13 @@ newer file this release cannot read stops the start with a message naming the fi
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 
 import pytest
 
+from device.care.calibration import CALIBRATION_FILE, CalibrationStore
 from device.care.selfreport import SelfReportStore
 from device.care.stay import StayStore
 from device.comms.outbox import Outbox
@@ -93,3 +95,12 @@ def test_a_step_that_fails_leaves_the_file_as_it_was(tmp_path):
     with pytest.raises(StateFileError, match="version 2, written by a newer painmon"):
         migrate(db, path, steps[:1])
     db.close()
+
+
+def test_a_newer_calibration_is_kept_for_its_release_not_set_aside(tmp_path):
+    path = tmp_path / CALIBRATION_FILE
+    path.write_text(json.dumps({"schema": "painmon.calibration/2", "face": {}}))
+    with pytest.raises(StateFileError, match="painmon.calibration/2, written by a newer painmon"):
+        CalibrationStore(tmp_path)
+    assert json.loads(path.read_text())["schema"] == "painmon.calibration/2"
+    assert list(tmp_path.glob("*.damaged-*")) == []
