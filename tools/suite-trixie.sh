@@ -22,8 +22,10 @@ root_up amd64 suite-trixie
 t_root=$(date +%s)
 # The test extras' system needs, as tools/test.sh installs them on the host.
 in_root apt-get update -qq
-# gcc and the headers: PyPI has no Python 3.13 x86_64 wheel of pyedflib, and spidev is source only.
-in_root apt-get install -y -qq --no-install-recommends mosquitto gcc python3-dev >/dev/null
+# gcc and the headers: PyPI has no Python 3.13 x86_64 wheel of pyedflib, and spidev is source only;
+# PostgreSQL and Chromium for the station's tests, as on the host.
+in_root apt-get install -y -qq --no-install-recommends mosquitto gcc python3-dev postgresql \
+  chromium >/dev/null
 in_root python3 -m venv /opt/venv
 in_root /opt/venv/bin/pip install -q --upgrade pip
 in_root /opt/venv/bin/pip install -q -e "/usr/src/painmon[${SUITE_EXTRAS:-test,bench}]"

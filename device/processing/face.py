@@ -101,10 +101,11 @@ class FaceWorker:
         return True
 
     def _set(self, state: str, reason: str | None = None) -> None:
-        if (state, reason) != (self.state, self.reason):
+        changed = (state, reason) != (self.state, self.reason)
+        self.state, self.reason = state, reason  # seen by the hop before anything is logged
+        if changed:
             (log.info if state == "ok" else log.warning)(
                 "face: %s%s", state, f" ({reason})" if reason else "")
-        self.state, self.reason = state, reason
 
     def _open_configured(self) -> FrameSource:
         from device.acquisition.cameras import open_frame_source
@@ -131,8 +132,8 @@ class FaceWorker:
 
     def _drop_source(self, reason: str) -> None:
         source, self.source = self.source, None
-        self.camera_failures += 1
         self._set("missing", reason)
+        self.camera_failures += 1  # after the state: whoever sees the count sees it missing
         if source is not None:
             try:
                 source.close()
@@ -148,8 +149,8 @@ class FaceWorker:
             try:
                 frame = self.source.read()
             except Exception as exc:  # noqa: BLE001 - a camera failing in any way is retried
-                log.warning("face: the camera failed: %s", _describe(exc))
                 self._drop_source(f"camera failed: {_describe(exc)}")
+                log.warning("face: the camera failed: %s", _describe(exc))
                 self._stop.wait(self.retry_s / speed)
                 continue
             if frame is None:

@@ -19,12 +19,13 @@ ONSET_S, PLATEAU_S, EASING_S, GONE_S = 80.0, (95.0, 128.0), 130.0, 150.0
 LAST_S = 175.0
 
 
-def test_demo_pain_episode_raises_the_estimate_and_the_alarm(tmp_path):
+def test_demo_pain_episode_raises_the_estimate_and_the_alarm(tmp_path, face_model_dir):
     scenario = Scenario.demo()
     assert scenario.state_at(START_S).pain == 0 and scenario.state_at(100.0).pain >= 5
     base = demo_pain(default_config())
     config = base.model_copy(update={
         "state_dir": tmp_path, "hardware": "emulated",
+        "face": base.face.model_copy(update={"model_dir": face_model_dir}),
         "simulator": base.simulator.model_copy(update={"scenario": "demo"}),
         "pain": base.pain.model_copy(update={
             "alarm_threshold": 3.5, "alarm_after_s": 5.0, "alarm_clear_after_s": 5.0,
