@@ -106,11 +106,13 @@ def _finite(features: Mapping[str, float], name: str) -> float | None:
 
 def face_top_features(estimate: ModalityEstimate, n: int = TOP_FEATURES) -> dict[str, float]:
     """The pain-related actions most present, by share of their full scale, as the face's
-    score counted them (a smile's AU6 is not a reason for a pain score)."""
+    score counted them (a smile's AU6 is not a reason for a pain score, nor, uncalibrated,
+    brows lowered with nothing else)."""
     features = dict(estimate.features)
     if all(_finite(features, k) is not None for k in _COUNTED):
         features.update(explained_actions({k: float(features[k]) for k in (*_COUNTED, "au12", "au26")
-                                           if _finite(features, k) is not None}))
+                                           if _finite(features, k) is not None},
+                                          calibrated="uncalibrated" not in estimate.flags))
     present = {k: v for k in _FACE_SCALES if (v := _finite(features, k)) is not None and v > 0}
     ranked = sorted(present, key=lambda k: present[k] / _FACE_SCALES[k], reverse=True)
     return {k: present[k] for k in ranked[:n]}

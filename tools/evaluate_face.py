@@ -81,7 +81,8 @@ def predict(readings: list[FrameReading], scales=None) -> list[dict[str, float] 
             out.append(None)
             continue
         aus = au.action_units(r.measures, r.neutral, scales)
-        out.append({**aus, "pspi": au.pspi(aus), "pain_pspi": pain_pspi(aus)})
+        calibrated = r.neutral.source != "canonical"
+        out.append({**aus, "pspi": au.pspi(aus), "pain_pspi": pain_pspi(aus, calibrated=calibrated)})
     return out
 
 

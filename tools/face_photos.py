@@ -8,6 +8,7 @@ listed file; files of packages installed with the test extras are read where the
 
     python -m tools.face_photos fetch [--dest DIR]     # into ~/.cache/painmon/face_photos
     python -m tools.face_photos score                  # a Markdown table of what is read
+    python -m tools.face_photos grimace                # the same faces with a pain expression
 
 Scoring is the device's: ``FaceEstimator`` per frame and ``FaceHopAggregator`` per 1 s hop. A
 photo has no neutral face of its own, so it reads against the canonical face (uncalibrated);
@@ -134,7 +135,7 @@ class Reading:
     pspi_score: float = 0.0
 
 
-def _face_crops(estimator, image: np.ndarray) -> list[np.ndarray]:
+def face_crops(estimator, image: np.ndarray) -> list[np.ndarray]:
     """One crop per detected face (a group photo), else the whole image."""
     crops = []
     for det in estimator.detector.detect(image):
@@ -168,7 +169,7 @@ def score_photo(model_dir, item: dict, path: Path) -> list[Reading]:
 
     image = np.asarray(Image.open(path).convert("RGB"))
     out = []
-    for i, crop in enumerate(_face_crops(FaceEstimator(model_dir, tracking=False), image)):
+    for i, crop in enumerate(face_crops(FaceEstimator(model_dir, tracking=False), image)):
         est = FaceEstimator(model_dir, tracking=False)
         obs = est.observe(crop)
         if obs.has_face:
@@ -230,6 +231,64 @@ def score_video(model_dir, item: dict, path: Path) -> list[Reading]:
     return out
 
 
+#: The synthetic pain expression's intensity (``tools.fusion_sim.pain_face``, 0..1) put on the
+#: photographed faces: the grimace of the hop aggregation's tests.
+GRIMACE = 0.8
+
+
+@dataclass(frozen=True)
+class GrimaceReading:
+    """A photo's first face with the pain expression put on its landmarks: the face's score read
+    against the canonical face (uncalibrated) and against the photo itself as the neutral face."""
+
+    id: str
+    category: str
+    at_rest: dict
+    uncalibrated: float
+    calibrated: float
+
+
+def grimace_all(model_dir, files: dict[str, Path], manifest: Path = MANIFEST, ids=None,
+                intensity: float = GRIMACE) -> list[GrimaceReading]:
+    """Every photo (not video) of a person not in pain, its first face moved by ``pain_face``."""
+    from PIL import Image
+
+    from models.face import FaceEstimator
+    from models.face import action_units as au
+    from models.face.geometry import frontalise
+    from models.face.pain_context import pain_pspi
+    from tools.fusion_sim import pain_face
+
+    out = []
+    for item in select(load_manifest(manifest), ids):
+        if "video" in item or item["pain"] is not False:
+            continue
+        est = FaceEstimator(model_dir, tracking=False, emotion=False)
+        obs = est.observe(face_crops(est, np.asarray(Image.open(files[item["id"]]).convert("RGB")))[0])
+        if not obs.has_face:
+            continue
+        canonical = au.NeutralBaseline.canonical()
+        own = au.NeutralBaseline(au.measure(frontalise(obs.landmarks)[0]))
+        moved = au.measure(frontalise(pain_face(obs.landmarks, intensity))[0])
+        out.append(GrimaceReading(
+            item["id"], item["category"], au.action_units(obs.measures, canonical),
+            au.pspi_to_score(pain_pspi(au.action_units(moved, canonical), calibrated=False)),
+            au.pspi_to_score(pain_pspi(au.action_units(moved, own)))))
+    return out
+
+
+def grimace_table(readings: list[GrimaceReading]) -> str:
+    from models.pain import level_for
+
+    lines = ["| photo | shows | AU12 / AU26 at rest | with the pain expression: canonical face | own face |",
+             "|---|---|---|---|---|"]
+    for r in readings:
+        lines.append(f"| {r.id} | {r.category} | {r.at_rest['au12']:.1f} / {r.at_rest['au26']:.1f} | "
+                     f"{r.uncalibrated:.2f} ({level_for(r.uncalibrated)}) | "
+                     f"{r.calibrated:.2f} ({level_for(r.calibrated)}) |")
+    return "\n".join(lines)
+
+
 def select(items: list[dict], ids) -> list[dict]:
     """The items named in ``ids`` (all when None); an unknown name is an error."""
     if ids is None:
@@ -270,7 +329,7 @@ def table(readings: list[Reading], manifest: Path = MANIFEST) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.face_photos", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("fetch", "score"))
+    parser.add_argument("command", choices=("fetch", "score", "grimace"))
     parser.add_argument("--dest", type=Path, default=None, help="where the files go (default: %(default)s)")
     parser.add_argument("--model-dir", type=Path, default=None, help="face models (default: painmon's)")
     args = parser.parse_args(argv)
@@ -285,7 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from device.config.paths import default_model_dir
 
-    print(table(score_all(args.model_dir or default_model_dir(), files)))
+    model_dir = args.model_dir or default_model_dir()
+    if args.command == "grimace":
+        print(grimace_table(grimace_all(model_dir, files)))
+    else:
+        print(table(score_all(model_dir, files)))
     return 0
 
 

@@ -199,7 +199,7 @@ def face_estimates(person: Person, session: Session, base: np.ndarray,
         elif k == CALIBRATION_S or neutral.source == "canonical":
             neutral = au.NeutralBaseline.from_measures(neutral_samples)
         aus = au.action_units(measures, neutral)
-        value = pain_pspi(aus)
+        value = pain_pspi(aus, calibrated=k >= CALIBRATION_S)
         flags = () if k >= CALIBRATION_S else ("uncalibrated",)
         features = {"pspi": au.pspi(aus), "pain_pspi": value, **{k2: float(v) for k2, v in aus.items()}}
         # One frame per second here; the device's hop aggregation is applied all the same.

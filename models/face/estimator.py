@@ -66,8 +66,9 @@ class FaceEstimator:
     """``FaceEstimator(model_dir).process(frame) -> ModalityEstimate("face", ...)``.
 
     Raises ``FaceModelsUnavailable`` when a model file is missing or not the pinned one.
-    Until a neutral face is set or calibrated, AUs are measured against the canonical face and
-    the estimate is flagged "uncalibrated" with halved confidence.
+    Until a neutral face is set or calibrated, AUs are measured against the canonical face, the
+    estimate is flagged "uncalibrated" with halved confidence, and lowered brows count towards
+    the score only as far as another pain action corroborates them (``pain_context``).
     """
 
     def __init__(
@@ -215,7 +216,7 @@ class FaceEstimator:
         if obs.action_units["au43"] >= 1.0:
             flags.append("eyes_closed")
         # The score reads the actions a smile, speech or a yawn do not explain; plain PSPI beside.
-        pain = pain_pspi(obs.action_units)
+        pain = pain_pspi(obs.action_units, calibrated=self.calibrated)
         features = {"pspi": obs.pspi, "pain_pspi": pain}
         features.update({k: float(v) for k, v in obs.action_units.items()})
         for name in EMOTIONS:

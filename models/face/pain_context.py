@@ -18,6 +18,21 @@ level). With AU4 at ``BROW_PAIN_FULL`` or more nothing is set aside; with no AU4
 leaves PSPI near 0.
 ``action_units.pspi`` stays the plain PSPI (the UNBC-McMaster label's definition) and is
 published beside this one.
+
+Until the person's own neutral face is known (uncalibrated), AU4 is read as the brows' height
+against the canonical, average face, and resting brow height is a trait of the face: brows sit
+lower or higher above the eyes from one person to the next by as much as a FACS B lowering
+moves them (FACS scores an action by the change it makes to that person's neutral face). Read
+that way, AU4 alone is no evidence of pain, and would make every smile of a low-browed person a
+pain smile. Pain lowers the brows together with the other PSPI actions: they load on one factor
+(Prkachin 1992, "The consistency of facial expressions of pain", Pain 51:297-306; Prkachin &
+Solomon 2008), which is why PSPI sums them. So, uncalibrated, AU4 counts up to the strongest
+other PSPI action that neither a smile nor an open jaw explains (orbit tightening AU6/AU7,
+levator AU9/AU10, closed eyes AU43 as full closure, 5), and only that corroborated AU4 can keep
+a smile's actions as a pain smile. The other actions are judged for this as if the brows said
+nothing: brows that keep an action cannot then be corroborated by it. Calibrated, AU4 counts
+whole, as above. The cost: uncalibrated, a pain smile whose only sign beyond the smile is the
+brows reads as a smile; the estimate is flagged "uncalibrated" until the neutral face is taken.
 """
 
 from __future__ import annotations
@@ -39,9 +54,9 @@ def brow_pain_share(aus: dict[str, float]) -> float:
     return min(1.0, max(0.0, (aus["au4"] - BROW_TRACE) / (BROW_PAIN_FULL - BROW_TRACE)))
 
 
-def explained_actions(aus: dict[str, float]) -> dict[str, float]:
-    """The AUs that count for pain here (same keys as ``aus``), AU12/AU26-explained parts removed."""
-    free = 1.0 - brow_pain_share(aus)
+def _set_aside(aus: dict[str, float], free: float) -> dict[str, float]:
+    """``aus`` with the smile's and the open jaw's share of each action removed, ``free`` (0..1)
+    being how far they may explain it."""
     smile = aus.get("au12", 0.0) * free
     jaw = aus.get("au26", 0.0) * free
     out = dict(aus)
@@ -52,6 +67,29 @@ def explained_actions(aus: dict[str, float]) -> dict[str, float]:
     return out
 
 
-def pain_pspi(aus: dict[str, float]) -> float:
-    """PSPI (0..16) of the actions smiles, speech and yawns do not explain; the face's score."""
-    return pspi(explained_actions(aus))
+def brow_corroboration(aus: dict[str, float]) -> float:
+    """0..5: the strongest other PSPI action that neither a smile nor an open jaw explains, read
+    as if the brows said nothing (AU43, closed eyes, as full closure: 5)."""
+    rest = _set_aside(aus, 1.0)
+    return max(rest["au6"], rest["au7"], rest["au9"], rest["au10"], 5.0 * rest["au43"])
+
+
+def counted_brows(aus: dict[str, float], calibrated: bool = True) -> float:
+    """The AU4 that counts for pain: all of it against the person's own neutral face; against
+    the canonical face only as far as another pain action corroborates it."""
+    return aus["au4"] if calibrated else min(aus["au4"], brow_corroboration(aus))
+
+
+def explained_actions(aus: dict[str, float], *, calibrated: bool = True) -> dict[str, float]:
+    """The AUs that count for pain here (same keys as ``aus``): AU12/AU26-explained parts
+    removed and, uncalibrated, AU4 down to what the other actions corroborate."""
+    brows = counted_brows(aus, calibrated)
+    out = _set_aside(aus, 1.0 - brow_pain_share({**aus, "au4": brows}))
+    out["au4"] = brows
+    return out
+
+
+def pain_pspi(aus: dict[str, float], *, calibrated: bool = True) -> float:
+    """PSPI (0..16) of the actions smiles, speech and yawns do not explain; the face's score.
+    ``calibrated`` False: ``aus`` were read against the canonical face (see the module's text)."""
+    return pspi(explained_actions(aus, calibrated=calibrated))

@@ -126,7 +126,8 @@ class FaceHopAggregator:
                                     tuple(dict.fromkeys([*latest.flags, "no_face"])))
         closure = self._held_closure()
         aus_at = {f.t_ns: _frame_aus(f, closure.get(f.t_ns, 0.0)) for f in faces}
-        pain_at = {t: pain_pspi(a) for t, a in aus_at.items()}
+        calibrated = {f.t_ns: "uncalibrated" not in f.estimate.flags for f in faces}
+        pain_at = {t: pain_pspi(a, calibrated=calibrated[t]) for t, a in aus_at.items()}
         half_ns = int(self.sustain_s / 2 * 1e9)
         times = np.array([f.t_ns for f in faces])
 

@@ -1,5 +1,6 @@
 """The face's pain score sets aside what a smile or an open jaw explains, unless the brows are
-lowered (the pain smile); AU12, AU25 and AU26 are measured from the landmarks."""
+lowered (the pain smile); uncalibrated, lowered brows count only as far as another pain action
+corroborates them; AU12, AU25 and AU26 are measured from the landmarks."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from models.face import FaceEstimator
 from models.face import action_units as au
 from models.face.geometry import frontalise
-from models.face.pain_context import explained_actions, pain_pspi
+from models.face.pain_context import brow_corroboration, explained_actions, pain_pspi
 
 REST = {"au4": 0.0, "au6": 0.0, "au7": 0.0, "au9": 0.0, "au10": 0.0, "au12": 0.0, "au20": 0.0,
         "au25": 0.0, "au26": 0.0, "au43": 0.0}
@@ -44,6 +45,54 @@ def test_a_yawn_sets_closed_eyes_aside_but_a_grimace_with_closed_eyes_stays():
     squeeze = {**yawn, "au4": 3.0}
     assert pain_pspi(squeeze) == pytest.approx(au.pspi(squeeze))
     assert explained_actions(yawn)["au12"] == 0.0  # the other actions pass unchanged
+
+
+def test_uncalibrated_brows_alone_are_not_pain():
+    """Against the canonical face, low brows may be the person's own: calibrated they count."""
+    low_brows = {**REST, "au4": 3.5}
+    assert pain_pspi(low_brows) == pytest.approx(3.5)
+    assert pain_pspi(low_brows, calibrated=False) == 0.0
+
+
+def test_uncalibrated_low_brows_do_not_keep_a_smile_as_a_pain_smile():
+    smile = {**REST, "au4": 3.2, "au6": 3.7, "au7": 1.4, "au9": 2.0, "au10": 1.2, "au12": 3.6, "au25": 5.0}
+    assert pain_pspi(smile) == pytest.approx(au.pspi(smile))
+    # AU6 exceeds what the smile explains by 0.1: that much brow lowering is corroborated
+    assert brow_corroboration(smile) == pytest.approx(0.1)
+    assert pain_pspi(smile, calibrated=False) == pytest.approx(0.1 + 0.1)
+
+
+def test_uncalibrated_talking_with_low_brows_is_not_pain():
+    talking = {**REST, "au4": 3.6, "au7": 0.9, "au20": 5.0, "au25": 5.0, "au26": 1.7}
+    assert pain_pspi(talking) == pytest.approx(4.5)
+    assert pain_pspi(talking, calibrated=False) == 0.0
+
+
+def test_uncalibrated_pain_face_keeps_its_corroborated_brows():
+    grimace = {**REST, "au4": 3.0, "au6": 3.5, "au7": 2.0, "au9": 2.0, "au10": 1.0}
+    assert pain_pspi(grimace, calibrated=False) == pytest.approx(au.pspi(grimace)) == pytest.approx(8.5)
+    # brows lowered further than any other action: they count up to the strongest other one
+    frown = {**grimace, "au4": 4.5}
+    assert pain_pspi(frown, calibrated=False) == pytest.approx(3.5 + 3.5 + 2.0)
+    assert explained_actions(frown, calibrated=False)["au4"] == pytest.approx(3.5)
+
+
+def test_uncalibrated_closed_eyes_corroborate_unless_a_yawn_explains_them():
+    squeeze = {**REST, "au4": 3.0, "au43": 1.0}
+    assert pain_pspi(squeeze, calibrated=False) == pytest.approx(4.0)
+    yawn = {**squeeze, "au25": 5.0, "au26": 4.0}
+    assert pain_pspi(yawn, calibrated=False) == 0.0
+    assert pain_pspi(yawn) == pytest.approx(4.0)  # calibrated, brows at B keep the closure
+
+
+def test_uncalibrated_a_pain_smile_without_other_unexplained_actions_reads_as_a_smile():
+    """The cost: with no neutral face the brows cannot tell a pain smile from a smile, and the
+    smile's own actions cannot corroborate the brows that would keep them."""
+    pain_smile = {**REST, "au4": 2.5, "au6": 4.0, "au9": 2.0, "au10": 3.0, "au12": 4.0}
+    assert pain_pspi(pain_smile) == pytest.approx(au.pspi(pain_smile))
+    assert pain_pspi(pain_smile, calibrated=False) == 0.0
+    stronger = {**pain_smile, "au6": 5.0}  # cheeks raised beyond what the smile explains
+    assert pain_pspi(stronger, calibrated=False) == pytest.approx(1.0 + 1.0)
 
 
 @pytest.fixture(scope="module")

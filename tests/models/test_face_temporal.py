@@ -145,3 +145,17 @@ def test_a_300_ms_grimace_across_a_hop_boundary_is_seen(face):
     points, neutral = face
     full = pain_pspi(au.action_units(au.measure(frontalise(pain_face(points, 0.8))[0]), neutral))
     assert max(first.features["pain_pspi"], second.features["pain_pspi"]) > 0.8 * full
+
+
+@pytest.mark.parametrize("flags, pain", [((), 3.0), (("uncalibrated",), 0.0)])
+def test_the_hop_reads_low_brows_as_the_frames_were_read(flags, pain):
+    """Against the canonical face ("uncalibrated"), brows lowered with nothing else are not pain."""
+    aus = {k: 0.0 for k in au.ACTION_UNITS} | {"au4": 3.0}
+    agg = FaceHopAggregator()
+    for t in np.arange(0.0, 1.0, 0.1):
+        agg.add(int(t * S), ModalityEstimate("face", au.pspi_to_score(pain), 0.5, 0.9,
+                                             {"pspi": 3.0, "pain_pspi": pain, **aus}, flags))
+    est = agg.take(1 * S)
+    assert est.features["pain_pspi"] == pytest.approx(pain)
+    assert est.score == pytest.approx(au.pspi_to_score(pain))
+    assert ("uncalibrated" in est.flags) == bool(flags)

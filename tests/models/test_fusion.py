@@ -59,6 +59,11 @@ def test_face_explained_by_the_actions_its_score_counted():
     assert not {"au6", "au9", "au10"} & set(top)
     pain_smile = {**smile, "au4": 3.0}
     assert "au6" in face_top_features(ModalityEstimate("face", 6.0, 0.9, 0.9, pain_smile))
+    # uncalibrated, low brows are not a reason unless another action corroborates them
+    uncalibrated = face_top_features(ModalityEstimate("face", 0.0, 0.45, 0.9, pain_smile, ("uncalibrated",)))
+    assert not {"au4", "au6", "au9", "au10"} & set(uncalibrated)
+    frown = {**pain_smile, "au12": 0.0}
+    assert "au4" in face_top_features(ModalityEstimate("face", 6.0, 0.45, 0.9, frown, ("uncalibrated",)))
 
 
 @pytest.mark.parametrize("gone", ["face", "physio"])
