@@ -11,7 +11,9 @@ reassessment. A hop stage beside the pain stage, built by ``device.app.root``.
 - ``painad`` and ``cpot``: a nurse's score, stored beside the moment's features like a
   self-report, published on ``scale`` and fed to the personal mapping (``device.care.scales``).
 - ``analgesia``: a dose (route and drug class optional, from fixed lists; no free text); its
-  reassessment falls due ``care.reassess_min.<route>`` minutes later. Then a low-priority
+  reassessment falls due ``care.reassess_min.<route>`` minutes later. Its result says when it
+  was given (``given_t``: ``minutes_ago`` before it was entered, ``t``) and when its
+  reassessment falls due (``due_t``). Then a low-priority
   ``reassessment_due`` alarm stays until a self-report or a scale score is entered, which
   records the estimate after the dose beside the one before.
 
@@ -40,6 +42,7 @@ from device.config.sections import ROUTES
 from device.processing.alarms import AlarmBook
 from device.processing.answered import AnsweredRequests
 from device.processing.commands import CARERS, CommandRefused, CommandRequest, CommandRouter
+from device.processing.envelope import utc_iso
 from device.processing.pipeline import Hop
 
 log = logging.getLogger(__name__)
@@ -225,7 +228,8 @@ class Bedside:
                                        given_s + 60.0 * interval_min, before)
             self._pending.append(dose)
             self.tick()  # a dose entered late may be due at once
-        return {**dose.to_dict(), "stay": stay.reference, "reassess_after_min": interval_min}
+        return {**dose.to_dict(), "stay": stay.reference, "reassess_after_min": interval_min,
+                "given_t": _iso(dose.given_s), "due_t": _iso(dose.due_s)}
 
     def _on_rating(self, kind: str, _fused: float | None) -> dict:
         """A rating answers every reassessment already due (not those still to come)."""
@@ -289,6 +293,10 @@ class Bedside:
         router.register("analgesia", AnalgesiaRequest,
                         lambda r: self.analgesia(r.route, r.drug_class, r.minutes_ago),
                         "An analgesic dose; its reassessment falls due by route.", roles=CARERS)
+
+
+def _iso(wall_s: float) -> str:
+    return utc_iso(datetime.fromtimestamp(wall_s, UTC))
 
 
 def _source(dose: Dose) -> str:

@@ -7,8 +7,9 @@ from collections import defaultdict
 
 import sqlalchemy as sa
 
+from device.station import api
 from device.station import tables as T
-from device.station.store import Store
+from device.station.store import Store, parse_t
 
 TREND_S = 3600
 BED_HOURS = 24
@@ -83,9 +84,83 @@ def _command(c) -> dict | None:
             "answered": c.result_unix_s is not None, "alarm_id": (c.payload or {}).get("alarm_id")}
 
 
+#: The observational scales, each a command of that name (painad, cpot).
+SCALES = tuple(api.published_schema("painmon.scale/1")["properties"]["scale"]["enum"])
+#: The ratings that answer a dose's reassessment.
+RATINGS = ("self_report", *SCALES)
+#: The bedside commands whose accepted results the bed view reads: the device answers every
+#: command on ``cmd/result`` through its outbox, whoever sent it, so these are complete.
+BEDSIDE = (*RATINGS, "analgesia", "discharge")
+
+
+def _t(text) -> float | None:
+    """A result's ISO time as epoch seconds; None when missing or unreadable."""
+    try:
+        return parse_t(text, 0.0) if isinstance(text, str) and text else None
+    except ValueError:
+        return None
+
+
+def scale_scores(results) -> list[dict]:
+    """The nurses' PAINAD and CPOT scores among accepted command results, oldest first."""
+    out = []
+    for r in results:
+        if r.command in SCALES and isinstance(r.result, dict):
+            res = r.result
+            out.append({"t_unix_s": r.t_unix_s, "scale": res.get("scale") or r.command,
+                        "total": res.get("total"), "max_total": res.get("max_total"),
+                        "score_0_10": res.get("score_0_10")})
+    return out
+
+
+def doses(results, now: float) -> list[dict]:
+    """The doses among accepted command results, oldest first, each with its reassessment:
+    ``answered`` (by the rating whose result lists it), ``due`` (still to come), ``overdue``,
+    or ``discharged`` (the stay closed before it was answered)."""
+    answers: dict = defaultdict(list)  # dose_id -> [(t, the rating, the dose as answered)]
+    discharges = []
+    for r in results:  # oldest first
+        res = r.result if isinstance(r.result, dict) else {}
+        if r.command in RATINGS:
+            for d in res.get("reassessed") or ():
+                if isinstance(d, dict):
+                    answers[d.get("dose_id")].append((r.t_unix_s, r.command, d))
+        elif r.command == "discharge":
+            discharges.append((r.t_unix_s, res.get("reference")))
+    out = []
+    for r in results:
+        if r.command != "analgesia" or not isinstance(r.result, dict):
+            continue
+        res = r.result
+        given = _t(res.get("given_t")) or r.t_unix_s  # older devices: when it was entered
+        interval_min = res.get("reassess_after_min")
+        due = _t(res.get("due_t"))
+        if due is None and isinstance(interval_min, (int, float)):
+            due = given + 60.0 * interval_min
+        dose = {"t_unix_s": given, "entered_unix_s": r.t_unix_s, "dose_id": res.get("dose_id"),
+                "route": res.get("route"), "drug_class": res.get("drug_class"),
+                "due_unix_s": due, "reassessment": None,
+                "reassessed_unix_s": None, "reassessed_by": None,
+                "score_before": res.get("score_before"), "score_after": None}
+        # The first rating after it that lists its id (ids restart only with a new device).
+        done = next((a for a in answers.get(res.get("dose_id"), ()) if a[0] >= r.t_unix_s), None)
+        if done is not None:
+            t, command, answered = done
+            dose.update(reassessment="answered", reassessed_unix_s=t,
+                        reassessed_by=answered.get("reassessed_by") or command,
+                        score_after=answered.get("score_after"))
+        elif any(t >= r.t_unix_s and ref in (None, res.get("stay")) for t, ref in discharges):
+            dose["reassessment"] = "discharged"
+        elif dose["due_unix_s"] is not None:
+            dose["reassessment"] = "overdue" if dose["due_unix_s"] <= now else "due"
+        out.append(dose)
+    return out
+
+
 def bed(store: Store, device_id: str, stale_after_s: float, now: float | None = None,
         hours: float = BED_HOURS) -> dict | None:
-    """One bed: its state, 24 h of minute trends, alarm events, self-reports, commands."""
+    """One bed: its state, 24 h of minute trends, alarm events, self-reports, scale scores,
+    doses and their reassessment, commands."""
     now = time.time() if now is None else now
     since = now - hours * 3600
     with store.engine.connect() as conn:
@@ -105,10 +180,10 @@ def bed(store: Store, device_id: str, stale_after_s: float, now: float | None = 
                               .where(ae.device_id == device_id, ae.t_unix_s >= since)
                               .order_by(ae.t_unix_s.desc()).limit(200)).all()
         cr = T.command_results.c
-        reports = conn.execute(sa.select(cr.t_unix_s, cr.result)
-                               .where(cr.device_id == device_id, cr.command == "self_report",
+        bedside = conn.execute(sa.select(cr.t_unix_s, cr.command, cr.result)
+                               .where(cr.device_id == device_id, cr.command.in_(BEDSIDE),
                                       cr.ok.is_(True), cr.t_unix_s >= since)
-                               .order_by(cr.t_unix_s)).all()
+                               .order_by(cr.t_unix_s, cr.id)).all()
         cs = T.commands_sent.c
         commands = conn.execute(sa.select(T.commands_sent)
                                 .where(cs.device_id == device_id, cs.sent_unix_s >= since)
@@ -124,7 +199,9 @@ def bed(store: Store, device_id: str, stale_after_s: float, now: float | None = 
         "hr_bpm": [[r.minute_unix_s, r.hr_bpm_mean] for r in vitals],
         "eda_us": [[r.minute_unix_s, r.eda_us_mean] for r in vitals],
         "self_reports": [[r.t_unix_s, (r.result or {}).get("nrs"), (r.result or {}).get("source")]
-                         for r in reports],
+                         for r in bedside if r.command == "self_report"],
+        "scale_scores": scale_scores(bedside),
+        "analgesia": doses(bedside, now),
         "alarm_events": [{"t_unix_s": e.t_unix_s, "event": e.event, "alarm_id": e.alarm_id,
                           "kind": e.kind, "priority": e.priority, "message": e.message,
                           "late": e.late, "by": e.acknowledged_by} for e in events],

@@ -1,4 +1,5 @@
-// One bed: its state, 24 h of trends, the estimate's why, alarm events; refreshed every 5 s.
+// One bed: its state, 24 h of trends with self-reports, scale scores and analgesia, the
+// estimate's why, alarm events; refreshed every 5 s.
 "use strict";
 const device = document.getElementById("bed").dataset.device;
 const role = document.body.dataset.role;
@@ -8,6 +9,48 @@ let pendingText = null;
 function range(points, lo, hi) {
   const vs = points.map(p => p[1]).filter(v => v !== null);
   return vs.length ? [Math.min(lo, ...vs), Math.max(hi, ...vs)] : [lo, hi];
+}
+
+const SCALE_NAMES = { painad: "PAINAD", cpot: "CPOT" };
+function clock(t) { return new Date(t * 1000).toLocaleTimeString(); }
+function scaleText(s) {
+  return `${SCALE_NAMES[s.scale] || String(s.scale).toUpperCase()} ${s.total}/${s.max_total} (${fmt(s.score_0_10, 1)}/10)`;
+}
+function doseText(d) { return [d.route, d.drug_class].filter(Boolean).join(" ") || "analgesia"; }
+// The reassessment in words (its class colours it too, never alone).
+function reassessText(d) {
+  if (d.reassessment === "answered") return `reassessed ${clock(d.reassessed_unix_s)} (${d.reassessed_by})`;
+  if (d.reassessment === "due") return `reassessment due ${clock(d.due_unix_s)}`;
+  if (d.reassessment === "overdue") return `reassessment overdue since ${clock(d.due_unix_s)}`;
+  if (d.reassessment === "discharged") return "not reassessed: discharged";
+  return "";
+}
+// A label over a chart at time t (and value v on 0-10, else on the axis strip), kept inside.
+function mark(cls, t, t0, t1, v, ...text) {
+  const left = Math.min(100, Math.max(0, ((t - t0) / Math.max(t1 - t0, 1)) * 100));
+  const node = el("span", { class: `mark ${cls}${left > 60 ? " end" : ""}` }, ...text);
+  // Through the CSSOM: the Content-Security-Policy refuses style attributes.
+  node.style.left = `${left.toFixed(2)}%`;
+  if (v !== null) node.style.top = `${(100 - v * 10).toFixed(1)}%`;
+  return node;
+}
+
+// Pain on 0-10: the minute means, self-reports (circles), scale scores (squares, labelled)
+// and a dashed line at each dose.
+function painChart(data, t0, t1) {
+  const reports = data.self_reports.map(r => [r[0], r[1]]);
+  const chart = lineChart(data.pain.map(p => [p[0], p[1]]), t0, t1, 0, 10, { dots: reports, label: "pain, 24 h" });
+  const x = t => ((t - t0) / Math.max(t1 - t0, 1)) * 600, y = v => 100 - v * 10;
+  for (const d of data.analgesia) chart.append(svg("line", { class: "dose", x1: x(d.t_unix_s), x2: x(d.t_unix_s), y1: 0, y2: 100 }));
+  for (const s of data.scale_scores) {
+    if (s.score_0_10 === null || s.score_0_10 === undefined) continue;
+    const square = svg("rect", { class: `scale ${s.scale}`, x: x(s.t_unix_s) - 4, y: y(s.score_0_10) - 4, width: 8, height: 8 });
+    const title = svg("title", {}); title.textContent = scaleText(s); square.append(title);
+    chart.append(square);
+  }
+  const labels = data.scale_scores.filter(s => s.score_0_10 !== null && s.score_0_10 !== undefined)
+    .map(s => mark(`scale ${s.scale}`, s.t_unix_s, t0, t1, s.score_0_10, `■ ${scaleText(s)}`));
+  return [chart, ...labels];
 }
 
 function draw(data) {
@@ -27,14 +70,25 @@ function draw(data) {
   }
   const why = document.querySelector("#bed-why tbody"); why.replaceChildren();
   for (const [m, f, w] of data.top_contributions) why.append(el("tr", {}, el("td", {}, m), el("td", {}, f), el("td", {}, fmt(w, 2))));
-  const reports = data.self_reports.map(r => [r[0], r[1]]);
-  document.getElementById("chart-pain").replaceChildren(lineChart(data.pain.map(p => [p[0], p[1]]), t0, t1, 0, 10, { dots: reports, label: "pain, 24 h" }));
+  document.getElementById("chart-pain").replaceChildren(...painChart(data, t0, t1));
+  document.getElementById("chart-doses").replaceChildren(...data.analgesia.map(d =>
+    mark(`dose ${d.reassessment || ""}`, d.t_unix_s, t0, t1, null, `▲ ${doseText(d)}`, el("br"), el("small", {}, reassessText(d)))));
   const [h0, h1] = range(data.hr_bpm, 50, 110);
   document.getElementById("chart-hr").replaceChildren(lineChart(data.hr_bpm, t0, t1, h0, h1, { label: "heart rate, 24 h" }));
   const [e0, e1] = range(data.eda_us, 0, 5);
   document.getElementById("chart-eda").replaceChildren(lineChart(data.eda_us, t0, t1, e0, e1, { label: "skin conductance, 24 h" }));
   const ul = document.getElementById("bed-reports"); ul.replaceChildren();
   for (const [t, nrs, src] of data.self_reports) ul.append(el("li", {}, `${new Date(t * 1000).toLocaleString()}: NRS ${nrs} (${src})`));
+  const scales = document.getElementById("bed-scales"); scales.replaceChildren();
+  for (const s of data.scale_scores) scales.append(el("li", {}, `${new Date(s.t_unix_s * 1000).toLocaleString()}: ${scaleText(s)}`));
+  const doses = document.getElementById("bed-doses"); doses.replaceChildren();
+  for (const d of data.analgesia) {
+    const given = `${new Date(d.t_unix_s * 1000).toLocaleString()}: ${doseText(d)}`;
+    const known = v => v !== null && v !== undefined;
+    const estimate = known(d.score_before) || known(d.score_after)
+      ? `; estimate ${fmt(d.score_before, 1)} at the dose` + (known(d.score_after) ? `, ${fmt(d.score_after, 1)} at the reassessment` : "") : "";
+    doses.append(el("li", { class: `dose ${d.reassessment || ""}` }, given, " — ", el("strong", {}, reassessText(d)), estimate));
+  }
   const events = document.querySelector("#bed-events tbody"); events.replaceChildren();
   for (const e of data.alarm_events) events.append(el("tr", {}, el("td", {}, new Date(e.t_unix_s * 1000).toLocaleString() + (e.late ? " (late)" : "")),
     el("td", {}, e.event), el("td", {}, `${e.kind} ${e.alarm_id}`), el("td", {}, e.priority), el("td", {}, e.by || "")));

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 
 import pytest
 
@@ -210,6 +211,24 @@ def test_reassessment_notice_on_time_after_a_dose_and_cleared_by_a_rating(tmp_pa
     assert done["reassessed_by"] == "cpot"
     assert bed.alarms.get(REASSESSMENT, "dose-1") is None
     assert bed.events[-1] == ("cleared", REASSESSMENT, "dose-1", "enc-5")
+    bed.stop()
+
+
+def test_a_dose_answers_when_it_was_given_and_when_its_reassessment_falls_due(tmp_path):
+    bed = Bed(config(tmp_path))
+    assert bed.cmd("admit", reference="enc-6")["ok"]
+    bed.hop(3.0, 5)
+    now_s = WALL0_S + bed.clock.now_ns() / 1e9
+
+    def at(text: str) -> float:
+        return datetime.fromisoformat(text).timestamp()
+
+    now = bed.cmd("analgesia", route="iv", drug_class="opioid")["result"]
+    assert at(now["given_t"]) == pytest.approx(now_s, abs=0.01)
+    assert at(now["due_t"]) == pytest.approx(now_s + 30 * 60, abs=0.01)
+    late = bed.cmd("analgesia", route="oral", minutes_ago=45)["result"]  # entered late
+    assert at(late["given_t"]) == pytest.approx(now_s - 45 * 60, abs=0.01)
+    assert at(late["due_t"]) == pytest.approx(now_s + 15 * 60, abs=0.01)
     bed.stop()
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.device.mqtt_helpers import command
 from tests.device.station.conftest import ADMIN, VIEWER, log_in, wait_for
 from tests.device.station.test_ingest import raw_publish
 from tools.bench.ward_sim import SimulatedBed
@@ -137,13 +138,43 @@ def test_forged_payload_vanished_bed_and_broker_restart_are_shown(station, page,
         steady.stop()
 
 
+def nurse_command(broker, device_id: str, name: str, **fields) -> None:
+    """A command on the nurse role's topic, as a nurse's client sends it to the device."""
+    raw_publish(broker, f"painmon/{device_id}/cmd/nurse/{name}",
+                command(request_id=f"{name}-{time.time_ns()}", **fields))
+
+
+def a_dose_and_a_painad_score_on_the_bed_view(page, broker) -> None:
+    """A dose given a minute ago (the demo reassesses after 30 s: overdue at once), then a
+    nurse's PAINAD, which answers its reassessment; both drawn and listed, in words."""
+    nurse_command(broker, "painmon-demo", "analgesia", route="iv", drug_class="opioid",
+                  minutes_ago=1)
+    doses = page.locator("#bed-doses")
+    expect(doses).to_contain_text("iv opioid", timeout=TIMEOUT_MS)
+    expect(doses.locator("li.dose.overdue")).to_contain_text("reassessment overdue since")
+    expect(page.locator("#chart-doses .mark.dose")).to_contain_text("▲ iv opioid")
+    expect(page.locator("#chart-pain line.dose")).to_have_count(1)
+
+    nurse_command(broker, "painmon-demo", "painad", breathing=1, negative_vocalization=0,
+                  facial_expression=2, body_language=0, consolability=0)
+    expect(page.locator("#bed-scales")).to_contain_text("PAINAD 3/10 (3.0/10)",
+                                                        timeout=TIMEOUT_MS)
+    expect(page.locator("#chart-pain rect.scale.painad")).to_have_count(1)
+    expect(page.locator("#chart-pain .mark.scale")).to_have_text("■ PAINAD 3/10 (3.0/10)")
+    expect(doses.locator("li.dose.answered")).to_contain_text(
+        re.compile(r"iv opioid — reassessed .+ \(painad\)"), timeout=TIMEOUT_MS)
+    expect(doses.locator("li.dose.overdue")).to_have_count(0)
+    expect(page.locator("#chart-doses .mark.dose")).to_contain_text("reassessed")
+
+
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mosquitto):
-    """``painmon demo`` and ``painmon station`` side by side: the demo device appears, and a
-    pain rating entered on its bed view is answered by the device's own command handler."""
+    """``painmon demo`` and ``painmon station`` side by side: the demo device appears, a pain
+    rating entered on its bed view is answered by the device's own command handler, and a
+    nurse's dose and PAINAD score sent to the device are drawn and listed on the bed view."""
     from tests.device.app.test_demo import demo_process
 
-    demo = demo_process("--broker", f"{mosquitto.host}:{mosquitto.port}", "--seconds", "40")
+    demo = demo_process("--broker", f"{mosquitto.host}:{mosquitto.port}", "--seconds", "90")
     try:
         log_in(page, station)
         tile = page.locator("#bed-painmon-demo")
@@ -156,6 +187,7 @@ def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mo
         expect(page.locator("#bed-command")).to_contain_text(
             "self_report by nurse-ann: done by the bed", timeout=TIMEOUT_MS)
         expect(page.locator("#bed-reports")).to_contain_text("NRS 6 (nurse)", timeout=TIMEOUT_MS)
+        a_dose_and_a_painad_score_on_the_bed_view(page, mosquitto)
     finally:
         demo.terminate()
         demo.wait(10)
