@@ -124,15 +124,16 @@ def test_stay_calibration_and_pending_reassessment_survive_a_restart(tmp_path):
 
 
 def test_local_alarm_with_no_network_at_all(tmp_path, mock_pins):
-    # No outputs at all (no MQTT); the demo photo grimaces from the first frame and the
-    # threshold is low, so the alarm path is exercised end to end at once: fusion ->
-    # AlarmBook -> LED and buzzer pins. (The photo's own smile is not pain: it needs the grimace.)
+    # No outputs at all (no MQTT); the demo photo's first second is its neutral face, then it
+    # grimaces and the threshold is low, so the alarm path is exercised end to end at once:
+    # fusion -> AlarmBook -> LED and buzzer pins. (The photo's own smile is not pain: it needs
+    # the grimace, read against the neutral face as on a calibrated device.)
     config = make_config(tmp_path, face=True, pain={"alarm_threshold": 0.5, "alarm_after_s": 0.0,
                                                     "alarm_escalate_after_s": 3.0},
                          alarm={"led_high_pin": 17, "led_medium_pin": 27, "buzzer_pin": 22})
-    monitor = build_monitor(config, ScaledClock(1.0), [], face_calibrate_frames=0)
+    monitor = build_monitor(config, ScaledClock(1.0), [], face_calibrate_frames=4)
     pipeline = monitor.pipeline
-    pipeline.face.expression = lambda t_s: 0.8  # a grimace from the first frame (before start)
+    pipeline.face.expression = lambda t_s: 0.0 if t_s < 1.5 else 0.8  # 4 fps: 6 neutral frames
     red, yellow, buzzer = (mock_pins.pin(n) for n in (17, 27, 22))
     history = []
     pipeline.alarms.listeners.append(lambda e, a: history.append((e, a.kind, a.priority)))
