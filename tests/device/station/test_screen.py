@@ -168,10 +168,13 @@ def a_dose_and_a_painad_score_on_the_bed_view(page, broker) -> None:
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mosquitto):
+def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mosquitto,
+                                                               face_model_dir):
     """``painmon demo`` and ``painmon station`` side by side: the demo device appears, a pain
     rating entered on its bed view is answered by the device's own command handler, and a
-    nurse's dose and PAINAD score sent to the device are drawn and listed on the bed view."""
+    nurse's dose and PAINAD score sent to the device are drawn and listed on the bed view.
+    (The demo reads the face models from the default directory ``face_model_dir`` fills: its
+    face gives the first estimate within seconds, long before the physiology's.)"""
     from tests.device.app.test_demo import demo_process
 
     demo = demo_process("--broker", f"{mosquitto.host}:{mosquitto.port}", "--seconds", "90")
