@@ -1,5 +1,5 @@
 """The on-device physio estimate: features of the last second, the last minute (with its
-change against the minutes before) through the int8 LSTM, an arousal probability turned
+change against the minutes before) through the LSTM, an arousal probability turned
 into a 0..10 score with a confidence.
 
 The model learnt sympathetic arousal (stress tasks vs rest, Stress-Predict), a proxy for
@@ -29,7 +29,9 @@ from models.runtime import TFLiteModel
 from sensors.types import SampleBlock
 
 MODEL_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL = MODEL_DIR / "physio_lstm_int8.tflite"
+# The device model: float32, chosen by measurement over float16, dynamic-range and full int8
+# (MODEL_CARD.md, "Choosing the device model").
+DEFAULT_MODEL = MODEL_DIR / "physio_lstm_float.tflite"
 # Steps of raw features kept for calibration (``calibrate``), the provisional baseline and
 # the model's trailing context (``HISTORY_STEPS``).
 CALIBRATION_KEEP_S = max(600, HISTORY_STEPS)

@@ -14,13 +14,17 @@ from tests.models import physio_signals as sig
 PPG_HZ, EDA_HZ, ACC_HZ = 100.0, 8.0, 50.0
 
 
-def test_committed_int8_model_runs_in_litert():
+FLOAT_MODEL = DEFAULT_MODEL.with_name("physio_lstm_float.tflite")
+# The device model's outputs may differ from the float32 model's by at most this much on any
+# sequence (issue #20: one full-int8 output differed by 0.45).
+PARITY = 0.05
+
+
+def test_committed_device_model_runs_in_litert():
     assert DEFAULT_MODEL.stat().st_size <= 50 * 1024
-    float_model = DEFAULT_MODEL.with_name("physio_lstm_float.tflite")
-    assert float_model.stat().st_size <= 50 * 1024
     m = TFLiteModel(DEFAULT_MODEL, num_threads=1)
     assert m.input_shape() == (1, SEQUENCE_STEPS, len(INPUT_NAMES))
-    assert m.inputs[0]["dtype"] == np.int8 and m.outputs[0]["dtype"] == np.int8
+    assert m.inputs[0]["dtype"] == np.float32 and m.outputs[0]["dtype"] == np.float32
     ops = {op["op_name"] for op in m.interpreter._get_ops_details()}
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
     assert not any(op.startswith("Flex") for op in ops)
@@ -28,13 +32,26 @@ def test_committed_int8_model_runs_in_litert():
     shape = (1, SEQUENCE_STEPS, len(INPUT_NAMES))
     outs = [m.run(rng.normal(0, 1, shape).astype(np.float32))[0].item() for _ in range(5)]
     assert all(0.0 <= p <= 1.0 for p in outs)
-    f = TFLiteModel(float_model)
-    x = rng.normal(0, 1, shape).astype(np.float32)
-    assert abs(f.run(x)[0].item() - m.run(x)[0].item()) < 0.15
+
+
+def _max_parity_gap(x: np.ndarray) -> float:
+    device = TFLiteModel(DEFAULT_MODEL, num_threads=1)
+    reference = TFLiteModel(FLOAT_MODEL, num_threads=1)
+    return max(abs(device.run(seq[None])[0].item() - reference.run(seq[None])[0].item())
+               for seq in x)
+
+
+def test_device_model_matches_float_on_inputs_across_the_clipped_range():
+    """Inputs spread over the whole +-6 the normalisation clips to, the device model within
+    ``PARITY`` of the float32 model on each. A quick check only: the full-int8 model passes
+    it (0.014) and fails on real sequences (0.46), which the data test below scores."""
+    rng = np.random.default_rng(1)
+    x = np.clip(rng.normal(0, 2.5, (200, SEQUENCE_STEPS, len(INPUT_NAMES))), -6, 6).astype(np.float32)
+    assert _max_parity_gap(x) <= PARITY
 
 
 def test_each_sequence_is_scored_from_a_clean_lstm_state():
-    """TFLite keeps the int8 LSTM's state between calls; a score must not depend on the
+    """TFLite keeps a fused LSTM's state between calls; a score must not depend on the
     sequence scored before it (as in training, where every sequence starts from zero)."""
     m = TFLiteModel(DEFAULT_MODEL, num_threads=1)
     shape = (1, SEQUENCE_STEPS, len(INPUT_NAMES))
@@ -160,3 +177,19 @@ def test_streaming_a_stress_predict_recording_gives_the_offline_scores(data_dir)
     assert len(both) > 0.9 * len(offline)
     diff = np.abs(np.array([live[k] for k in both]) - np.array([offline[k] for k in both]))
     assert np.median(diff) <= 0.02 and np.percentile(diff, 90) <= 0.1, np.percentile(diff, [50, 90, 99])
+
+
+@pytest.mark.data
+def test_device_model_matches_float_on_every_evaluated_sequence(data_dir):
+    """Every Stress-Predict sequence the model card's evaluation scores (all subjects, one
+    sequence per 5 s): the device model within ``PARITY`` of the float32 model on each."""
+    from tools.physio.dataset import build
+    from tools.physio.sequences import subject_sequences
+
+    root = data_dir / "stress-predict"
+    if not (root / "S05").is_dir():
+        pytest.skip(f"Stress-Predict not found under {data_dir}")
+    x = np.concatenate([subject_sequences(s, SEQUENCE_STEPS, hop=5)[0]
+                        for s in build(root, progress=False)])
+    assert len(x) > 15000
+    assert _max_parity_gap(x) <= PARITY
