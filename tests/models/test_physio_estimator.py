@@ -193,3 +193,88 @@ def test_device_model_matches_float_on_every_evaluated_sequence(data_dir):
                         for s in build(root, progress=False)])
     assert len(x) > 15000
     assert _max_parity_gap(x) <= PARITY
+
+
+def _feed_with_ecg(est, seconds, *, ecg_from_s=None, ecg_rmssd=60.0, t_s=0):
+    """PPG (RMSSD 15 ms), EDA and x, y, z; an ECG (RMSSD ``ecg_rmssd``) from ``ecg_from_s``."""
+    p = sig.ppg(seconds, PPG_HZ, 70, rmssd_ms=15, amplitude=300, polarity=-1, seed=4) + 50000
+    e = sig.eda(seconds, EDA_HZ, 2.0, seed=4)
+    a = sig.accel(seconds, ACC_HZ, 0.004, seed=4)
+    ecg = sig.ecg(seconds, 250.0, 70, rmssd_ms=ecg_rmssd, seed=4)
+    out = []
+    for k in range(seconds):
+        t0 = int((t_s + k) * 1e9)
+        with_ecg = ecg_from_s is not None and k >= ecg_from_s
+        out.append(est.update(
+            ppg=SampleBlock("ppg_ir", PPG_HZ, t0, p[int(k * PPG_HZ):int((k + 1) * PPG_HZ)], "counts"),
+            eda=SampleBlock("eda", EDA_HZ, t0, e[int(k * EDA_HZ):int((k + 1) * EDA_HZ)], "uS"),
+            accel=[SampleBlock(f"accel_{ax}", ACC_HZ, t0, a[int(k * ACC_HZ):int((k + 1) * ACC_HZ), i], "g")
+                   for i, ax in enumerate("xyz")],
+            ecg=SampleBlock("ecg", 250.0, t0, ecg[k * 250:(k + 1) * 250], "mV") if with_ecg else None))
+    return out
+
+
+def test_an_ecg_feeds_the_beat_features_when_fitted_and_the_model_runs_without_it():
+    """One model: with an ECG its R peaks give heart rate and RMSSD (here unlike the PPG's on
+    purpose); without one, or before it covers the window, the PPG gives them; the estimate
+    is made either way."""
+    without = _feed_with_ecg(PhysioEstimator(ppg_polarity=-1), 100)
+    fitted = _feed_with_ecg(PhysioEstimator(ppg_polarity=-1), 160, ecg_from_s=40)
+    for e in without[-10:]:
+        assert e.score is not None and e.features["beats_from_ecg"] == 0.0
+        assert abs(e.features["hrv_rmssd_ms"] - 15) < 10, e.features["hrv_rmssd_ms"]
+    assert fitted[60].features["beats_from_ecg"] == 0.0  # the lead is on, but not for a minute yet
+    for e in fitted[-10:]:
+        assert e.score is not None and e.features["beats_from_ecg"] == 1.0
+        assert abs(e.features["hrv_rmssd_ms"] - 60) < 12, e.features["hrv_rmssd_ms"]
+        assert abs(e.features["hr_bpm"] - 70) < 3
+
+
+def test_the_device_stage_routes_the_ecg_and_the_axes_to_the_estimator():
+    from device.processing.physio import PhysioStage
+
+    stage = PhysioStage()
+    pushed = []
+    stage.estimator.push = lambda **kw: pushed.append(sorted(kw))
+    blocks = [SampleBlock("ppg_ir", 100, 0, np.zeros(100), "counts"),
+              SampleBlock("ecg", 250, 0, np.zeros(250), "mV"),
+              SampleBlock("eda", 8, 0, np.ones(8), "uS")]
+    blocks += [SampleBlock(f"acc_{a}", 50, 0, np.zeros(50), "g") for a in "xyz"]
+    stage.push(blocks)
+    assert sorted(map(tuple, pushed)) == [("accel",), ("ecg",), ("eda",), ("ppg",)]
+
+
+def test_motion_cleaning_follows_what_the_model_was_trained_on(tmp_path):
+    """The committed model was trained on beats from the uncleaned PPG, so the device reads
+    them so too; a model whose .json says ``ppg_motion_clean`` gets them cleaned."""
+    import shutil
+
+    from models.physio.estimator import META_NAME
+
+    assert PhysioEstimator().motion_clean is False
+    for name in (DEFAULT_MODEL.name, META_NAME):
+        shutil.copy(DEFAULT_MODEL.with_name(name), tmp_path / name)
+    meta = json.loads((tmp_path / META_NAME).read_text())
+    (tmp_path / META_NAME).write_text(json.dumps(meta | {"ppg_motion_clean": True}))
+    est = PhysioEstimator(model_path=tmp_path / DEFAULT_MODEL.name, ppg_polarity=-1)
+    assert est.motion_clean is True
+    out = _feed_with_ecg(est, 70)
+    assert out[-1].score is not None and abs(out[-1].features["hr_bpm"] - 70) < 3
+    assert PhysioEstimator(motion_clean=True).motion_clean is True
+
+
+def test_a_baseline_taken_with_the_other_beat_source_is_flagged():
+    """Calibrated on PPG beats, then an ECG fitted: RMSSD from R peaks does not compare with a
+    PPG rest level, so the estimate says so and is held to an uncalibrated one's confidence;
+    the stored baseline remembers its source."""
+    est = PhysioEstimator(ppg_polarity=-1)
+    _feed_with_ecg(est, 100)
+    baseline = est.calibrate(last_s=60)
+    assert baseline.beats_from_ecg is False
+    assert Baseline.from_dict(json.loads(json.dumps(baseline.to_dict()))) == baseline
+    fitted = _feed_with_ecg(est, 160, ecg_from_s=0, t_s=100)
+    assert "beat_source_changed" not in fitted[30].flags  # the ECG does not cover a minute yet
+    last = fitted[-1]
+    assert last.features["beats_from_ecg"] == 1.0 and "beat_source_changed" in last.flags
+    assert last.confidence <= 0.4 + 1e-9
+    assert Baseline.from_dict({"centers": {}, "n_steps": 5}).beats_from_ecg is None

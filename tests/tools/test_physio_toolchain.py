@@ -63,6 +63,11 @@ def test_steps_npz_round_trip(e4_folder, tmp_path):
     assert [s.subject for s in again] == ["S90", "S91"]
     np.testing.assert_array_equal(again[1].labels, subjects[1].labels)
     assert again[0].baseline == subjects[0].baseline
+    assert dataset.motion_cleaned(tmp_path / "steps.npz") is False
+    cleaned = dataset.build(e4_folder, ["S90"], progress=False, motion_clean=True)
+    dataset.save_steps(cleaned, tmp_path / "clean.npz", motion_clean=True)
+    assert dataset.motion_cleaned(tmp_path / "clean.npz") is True
+    assert [s.subject for s in dataset.load_steps(tmp_path / "clean.npz")] == ["S90"]
 
 
 def test_training_path_tiny_slice(e4_folder, tmp_path):
@@ -82,6 +87,7 @@ def test_training_path_tiny_slice(e4_folder, tmp_path):
                 "--variants-out", str(variants), "--no-progress"])
     meta = json.loads((out / "physio_lstm.json").read_text())
     assert meta["training_subjects"] == ["S90", "S91"]
+    assert meta["ppg_motion_clean"] is False
     assert meta["device_model"] == convert.VARIANT_NAMES[convert.DEVICE_VARIANT]
     cv = meta["cross_validation"]
     assert set(cv["per_subject"]) == {"S90", "S91"}

@@ -37,7 +37,7 @@ import numpy as np
 from models.physio.features import SEQUENCE_STEPS
 from models.physio.inputs import INPUT_NAMES
 from tools.physio import convert
-from tools.physio.dataset import SubjectSteps, build, load_steps
+from tools.physio.dataset import SubjectSteps, build, load_steps, motion_cleaned
 from tools.physio.sequences import (
     auroc,
     balanced_accuracy,
@@ -235,15 +235,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variants-out", type=Path,
                     help="also write every TFLite variant of the final model here "
                          "(for tools.physio.quantize)")
+    ap.add_argument("--motion-clean", action="store_true",
+                    help="with an E4 folder: beats from the motion-cleaned BVP (an .npz says itself)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
     if args.data.suffix == ".npz":
         subjects = load_steps(args.data)
+        motion_clean = motion_cleaned(args.data)
         if args.subjects:
             subjects = [s for s in subjects if s.subject in set(args.subjects)]
     else:
-        subjects = build(args.data, args.subjects, progress=not args.no_progress)
+        motion_clean = args.motion_clean
+        subjects = build(args.data, args.subjects, progress=not args.no_progress,
+                         motion_clean=motion_clean)
     if not subjects:
         raise SystemExit(f"no subjects in {args.data}")
     common = {"steps": args.steps, "units": args.units, "epochs": args.epochs, "hop": args.hop,
@@ -267,6 +272,7 @@ def main(argv: list[str] | None = None) -> None:
 
     meta = {"features": list(INPUT_NAMES), "steps": args.steps, "step_s": 1.0,
             "label": "label of the sequence's last second (1 stress, 0 rest)",
+            "ppg_motion_clean": motion_clean,
             "training_subjects": [s.subject for s in subjects], "units": args.units,
             "conv_filters": args.conv_filters, "seed": args.seed, "seeds": args.seeds, "noise": args.noise,
             "pool": args.pool, "truncate": args.truncate,
