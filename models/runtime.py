@@ -46,7 +46,7 @@ class TFLiteModel:
 
     ``run(*inputs)`` quantizes float inputs for int8/uint8 input tensors and dequantizes
     quantized outputs, so callers always work in float. Every call starts from a clean state:
-    TFLite keeps a recurrent layer's state (the int8 ``UNIDIRECTIONAL_SEQUENCE_LSTM``'s
+    TFLite keeps a recurrent layer's state (a fused ``UNIDIRECTIONAL_SEQUENCE_LSTM``'s
     hidden and cell state are variable tensors) from one ``invoke`` to the next, so without
     the reset a sequence would be scored from where the previous one ended, unlike in training.
     """

@@ -5,9 +5,9 @@
 Each subject folder is read as ``tools.physio.dataset`` reads it (labels from a
 ``labels*.csv`` or the folder's own ``tags_SXX.csv``), normalised against that subject's own
 rest before the first task, and scored sequence by sequence (one per ``--hop`` seconds) by
-the int8 model and the float model through ``models.runtime``. Metrics: AUROC (pooled over
-all sequences and per subject), balanced accuracy at 0.5, expected calibration error, int8
-vs float parity, one inference's median time on one thread, model size. Besides the full
+the device model and the float32 model through ``models.runtime``. Metrics: AUROC (pooled over
+all sequences and per subject), balanced accuracy at 0.5, expected calibration error, device
+model vs float32 parity, one inference's median time on one thread, model size. Besides the full
 protocol (every labelled sequence, the headline), a restricted one, labelled ``settled_20s``,
 leaves out sequences ending in the first 20 s of a task or of a recovery.
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, type=Path, help="folder of E4 subject folders")
     ap.add_argument("--subjects", nargs="*", help="e.g. S02 S03 (default: all in --data)")
-    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="int8 model")
+    ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="device model")
     ap.add_argument("--float-model", type=Path, default=DEFAULT_FLOAT)
     ap.add_argument("--hop", type=int, default=5, help="seconds between scored sequences")
     ap.add_argument("--folds", type=int, default=5, help="subject-grouped folds for the peer")
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     from tqdm import tqdm
 
-    int8 = TFLiteModel(args.model, num_threads=1)
+    device = TFLiteModel(args.model, num_threads=1)
     flt = TFLiteModel(args.float_model, num_threads=1)
-    steps = int8.input_shape()[1]
+    steps = device.input_shape()[1]
     trained_on = set(json.loads(META.read_text())["training_subjects"]) if (
         args.model == DEFAULT_MODEL and META.is_file()) else set()
 
@@ -117,11 +117,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"no labelled {steps}-s sequences in {args.data}")
     p8, pf = {}, {}
     for n in tqdm(data, desc="inference", unit="subj", disable=args.no_progress):
-        p8[n] = predict(int8, data[n][0])
+        p8[n] = predict(device, data[n][0])
         pf[n] = predict(flt, data[n][0])
     peer = logreg_peer(data, args.folds)
 
-    print(f"{'subject':8} {'n':>5} {'stress':>6} {'AUROC int8':>10} {'float':>6} "
+    print(f"{'subject':8} {'n':>5} {'stress':>6} {'AUROC device':>12} {'float':>6} "
           f"{'logreg':>6} {'bal.acc':>7}  in training set")
     per_subject = {}
     for n, (_x, y, _) in data.items():
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(peer, dict) and "error" not in peer:
             row["auroc_logreg"] = auroc(y, peer[n])
         per_subject[n] = row
-        print(f"{n:8} {len(y):5d} {float(np.mean(y)):6.2f} {_fmt(row['auroc']):>10} "
+        print(f"{n:8} {len(y):5d} {float(np.mean(y)):6.2f} {_fmt(row['auroc']):>12} "
               f"{_fmt(row['auroc_float']):>6} {_fmt(row.get('auroc_logreg')):>6} "
               f"{_fmt(row['balanced_accuracy']):>7}  {'yes' if row['in_training_set'] else 'no'}")
 
@@ -147,12 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     ours.update({
         "auroc_mean_subject": float(np.mean(subj_aurocs)) if subj_aurocs else None,
         "auroc_float": ours_float["auroc"],
-        "int8_vs_float_max_abs_diff": float(np.max(np.abs(all8 - allf))),
-        "int8_vs_float_auroc_diff": (None if ours["auroc"] is None
+        "device_vs_float_max_abs_diff": float(np.max(np.abs(all8 - allf))),
+        "device_vs_float_auroc_diff": (None if ours["auroc"] is None
                                      else ours["auroc"] - ours_float["auroc"]),
-        "ms_median": inference_ms(int8, data[next(iter(data))][0]),
+        "ms_median": inference_ms(device, data[next(iter(data))][0]),
         "ms_median_float": inference_ms(flt, data[next(iter(data))][0]),
-        "size_kb": args.model.stat().st_size / 1024,
+        "size_kb": args.model.stat().st_size / 1024, "model": args.model.name,
         "in_sample_subjects": sorted(n for n in data if n in trained_on),
         "per_subject": {n: r["auroc"] for n, r in per_subject.items()},
     })
@@ -165,16 +165,16 @@ def main(argv: list[str] | None = None) -> None:
         peer_result["per_subject"] = {n: r.get("auroc_logreg") for n, r in per_subject.items()}
     print()
     print(f"{'system':24} {'AUROC':>6} {'bal.acc':>7} {'ECE':>6} {'AUROC settled_20s':>17}")
-    for name, m in (("painmon LSTM int8", ours), ("painmon LSTM float", ours_float),
+    for name, m in ((f"painmon LSTM ({args.model.stem})", ours), ("painmon LSTM float", ours_float),
                     ("logreg (grouped folds)", peer_result)):
         if "error" in m:
             print(f"{name:24} error: {m['error']}")
         else:
             print(f"{name:24} {_fmt(m['auroc']):>6} {_fmt(m['balanced_accuracy']):>7} "
                   f"{_fmt(m['ece']):>6} {_fmt(m['auroc_settled_20s']):>17}")
-    print(f"int8 vs float: max |dp| {ours['int8_vs_float_max_abs_diff']:.3f}, "
-          f"AUROC diff {_fmt(ours['int8_vs_float_auroc_diff'])}; "
-          f"int8 {ours['size_kb']:.1f} KB, {ours['ms_median']:.3f} ms median on 1 thread "
+    print(f"device vs float32: max |dp| {ours['device_vs_float_max_abs_diff']:.3f}, "
+          f"AUROC diff {_fmt(ours['device_vs_float_auroc_diff'])}; "
+          f"{args.model.name} {ours['size_kb']:.1f} KB, {ours['ms_median']:.3f} ms median on 1 thread "
           f"(float {ours['ms_median_float']:.3f} ms)")
     if ours["in_sample_subjects"]:
         print(f"note: {len(ours['in_sample_subjects'])} subject(s) were in the committed model's "

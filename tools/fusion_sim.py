@@ -5,7 +5,7 @@ What is real and what is synthetic:
 
 - real: the physiology simulator's signals (``PhysiologySimulator``: PPG, EDA, acceleration,
   pain raising the sympathetic arousal), the on-device ``PhysioEstimator`` (features, rest
-  baseline, int8 LSTM) reading them second by second, the face action-unit code
+  baseline, LSTM) reading them second by second, the face action-unit code
   (``frontalise``, ``measure``, ``action_units``, ``pspi``) on landmarks, and the fusion;
 - synthetic: the face landmarks. They are a FaceMesh face (468 points; the caller supplies
   them, e.g. FaceMesh run once on the demo photo) reshaped per person, moved by a pain

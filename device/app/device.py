@@ -24,13 +24,13 @@ from device.processing.envelope import new_boot_id
 from device.processing.pipeline import Pipeline
 from device.recording.writer import Recorder, attach_recorder
 
-#: The project's own model files, whose versions go out with every message.
-PHYSIO_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "physio"
-
 
 def monitor_models(config: PainmonConfig) -> str:
-    """The model files' versions, sent as an MQTT 5 user property with every message."""
-    paths = sorted(PHYSIO_MODEL_DIR.glob("*int8.tflite"))
+    """The model files' versions, sent as an MQTT 5 user property with every message: the
+    physio model the device runs, and the face models when the face is on."""
+    from models.physio.estimator import DEFAULT_MODEL
+
+    paths = [DEFAULT_MODEL]
     if config.face.enabled and config.face.model_dir is not None:
         paths += sorted(Path(config.face.model_dir).glob("*.tflite"))
     return model_versions(paths)

@@ -28,7 +28,9 @@ def open_physio() -> tuple[PhysioStage | None, str | None]:
 
 
 class PhysioStage:
-    """The physio LSTM on the hop, fed with the blocks the hop drained."""
+    """The physio LSTM on the hop, fed with the blocks the hop drained: the preferred PPG
+    channel, the EDA, the accelerometer's three axes (the PPG's motion reference, as in the
+    vitals) and, on a device with an ECG fitted, the ECG."""
 
     def __init__(self, *, ppg_polarity: int = -1) -> None:
         from models.physio import PhysioEstimator
@@ -50,6 +52,8 @@ class PhysioStage:
                 self.estimator.push(ppg=block)
             elif block.channel == "eda":
                 self.estimator.push(eda=block)
+            elif block.channel == "ecg":  # when fitted: heart rate and RMSSD from its R peaks
+                self.estimator.push(ecg=block)
             elif block.channel in ACCEL_AXES:
                 group = axes.setdefault(block.t0_ns, {})
                 group[block.channel] = block

@@ -1,5 +1,5 @@
 """The physio model: per-second autonomic features, a per-person rest baseline, and a small
-int8 LSTM that reads the last minute of them (see MODEL_CARD.md)."""
+LSTM that reads the last minute of them (see MODEL_CARD.md)."""
 
 from models.physio.features import (
     FEATURE_NAMES,

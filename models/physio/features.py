@@ -7,6 +7,15 @@ uses only samples up to that step's end. Any sample rate works; each signal carr
 Features (one row per ``STEP_S`` step, physical units, NaN where the signal does not allow
 the measure):
 
+With ``motion_clean`` and the accelerometer's three axes, beats come from the motion-cleaned
+PPG: cleaned as the vitals clean it (``motion_clean_ppg``: the same band, the same
+least-squares fit on the band-passed axes, ``models.ppg.remove_motion``, over the vitals'
+10 s windows) before beats are detected. A model records whether it was trained on cleaned
+beats (``ppg_motion_clean`` in its .json) and the device follows it; the committed model was
+not (cleaning measured worse on Stress-Predict, see MODEL_CARD.md). With an ECG fitted, heart
+rate and RMSSD come from its R peaks instead (the same measures, the same windows), the pulse
+amplitude and breathing from the PPG; a step the ECG does not cover keeps the PPG's values.
+
 - ``hr_bpm``: 60 / mean of the plausible inter-beat intervals in the last 10 s.
 - ``hrv_rmssd_ms``: RMSSD of successive plausible intervals over the last 30 s. Ultra-short
   RMSSD (10-30 s) tracks the 5-min standard (Munoz et al., PLoS ONE 2015).
@@ -40,6 +49,8 @@ from models.physio.respiration import (
     resample_beats,
     respiration_features,
 )
+from models.ppg import remove_motion
+from models.pulse_belief import MOTION_FLOOR_G
 
 FEATURE_NAMES = (
     "hr_bpm",
@@ -80,6 +91,13 @@ _IBI_JUMP = 0.25
 # A finger-free E4 or an open GSR clip reads (near) zero conductance.
 _EDA_CONTACT_US = 0.02
 _BEAT_BANDS_HZ = {"ppg": (0.7, 3.5), "ecg": (5.0, 20.0)}
+# Motion cleaning: the vitals' PPG band (``models.vitals``) for the PPG and the accelerometer
+# axes alike, and their window: one least-squares fit per 10 s, on windows aligned to whole
+# multiples of 10 s of the signals' own clock, so that a device holding the last minute and a
+# whole recording cut the same windows.
+CLEAN_BAND_HZ = (0.4, 4.0)
+CLEAN_WINDOW_S = 10.0
+_HR_COLUMNS = [FEATURE_NAMES.index("hr_bpm"), FEATURE_NAMES.index("hrv_rmssd_ms")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +128,25 @@ def step_features(
     n_steps: int | None = None,
     ppg_polarity: int = 1,
     beat_source: str = "ppg",
+    ecg: np.ndarray | None = None,
+    ecg_rate_hz: float | None = None,
+    t0_s: float = 0.0,
+    motion_clean: bool = False,
 ) -> StepFeatures:
     """Features for each ``STEP_S`` step of signals that all start at the same instant.
 
     ``ppg`` is any pulse wave (E4 BVP, MAX30102 counts); ``ppg_polarity`` is +1 when the
     systolic upstroke raises the value and -1 when it lowers it (raw reflectance counts).
-    ``beat_source="ecg"`` reads beats from an ECG lead instead. ``accel_g`` is (N, 3) axes or
-    (N,) magnitude, in g. A missing signal gives NaN columns and zero quality for it.
+    ``beat_source="ecg"`` reads every beat column from ``ppg`` as an ECG lead instead.
+    ``accel_g`` is (N, 3) axes or (N,) magnitude, in g; given as axes, with ``motion_clean``,
+    it cleans the PPG before its beats are read. ``ecg`` (any units, R peaks upward), when
+    given, supplies heart rate and RMSSD. ``t0_s`` is the signals' start on their own clock
+    (unix s, say): it places the cleaning windows. A missing signal gives NaN columns and
+    zero quality for it.
     """
     durations = []
     for name, x, rate in (("ppg", ppg, ppg_rate_hz), ("eda_us", eda_us, eda_rate_hz),
-                          ("accel_g", accel_g, accel_rate_hz)):
+                          ("accel_g", accel_g, accel_rate_hz), ("ecg", ecg, ecg_rate_hz)):
         if x is None:
             continue
         if rate is None or not rate > 0:
@@ -135,14 +161,66 @@ def step_features(
     ppg_q = np.zeros(n_steps)
     eda_q = np.zeros(n_steps)
     if ppg is not None:
+        ppg = np.asarray(ppg, float)
+        if (motion_clean and beat_source == "ppg" and accel_g is not None
+                and np.ndim(accel_g) == 2):
+            ppg = motion_clean_ppg(ppg, float(ppg_rate_hz), np.asarray(accel_g, float),
+                                   float(accel_rate_hz), t0_s)
         values[:, _BEAT_COLUMNS], ppg_q = _beat_features(
-            np.asarray(ppg, float), float(ppg_rate_hz), ends_s, ppg_polarity, beat_source)
+            ppg, float(ppg_rate_hz), ends_s, ppg_polarity, beat_source)
+    if ecg is not None:
+        ecg_values, ecg_q = _beat_features(np.asarray(ecg, float), float(ecg_rate_hz), ends_s,
+                                           1, "ecg")
+        if ppg is None:
+            values[:, _BEAT_COLUMNS], ppg_q = ecg_values, ecg_q
+        else:
+            from_ecg = np.isfinite(ecg_values[:, :2])
+            values[:, _HR_COLUMNS] = np.where(from_ecg, ecg_values[:, :2], values[:, _HR_COLUMNS])
+            ppg_q = np.maximum(ppg_q, ecg_q)
     if eda_us is not None:
         values[:, _EDA_COLUMNS], eda_q = _eda_features(
             np.asarray(eda_us, float), float(eda_rate_hz), ends_s)
     if accel_g is not None:
         values[:, _MOTION_COLUMN] = _motion_feature(np.asarray(accel_g, float), float(accel_rate_hz), ends_s)
     return StepFeatures(values, ppg_q, eda_q)
+
+
+def motion_clean_ppg(ppg: np.ndarray, rate_hz: float, accel_g: np.ndarray,
+                     accel_rate_hz: float, t0_s: float = 0.0) -> np.ndarray:
+    """The PPG band-passed as the vitals band-pass it, minus its least-squares fit on the
+    band-passed accelerometer axes (``models.ppg.remove_motion``), window by window.
+
+    ``accel_g`` (M, 3) starts with the PPG; both are filtered forward and backward (no phase
+    shift between them), the axes interpolated onto the PPG's sample times. Windows are
+    ``CLEAN_WINDOW_S`` long on the clock ``t0_s`` gives the first sample; the first and last
+    may be shorter. A window whose band-passed acceleration stays under the vitals' still
+    floor (``MOTION_FLOOR_G``) is only band-passed: a fit on sensor noise would take a random
+    share of the pulse with it and jitter the beat times that RMSSD reads. Samples the
+    accelerometer does not reach are left uncleaned."""
+    n = len(ppg)
+    if n < 16 or len(accel_g) < 16 or accel_g.ndim != 2 or accel_g.shape[1] != 3:
+        return ppg
+    high = min(CLEAN_BAND_HZ[1], 0.4 * rate_hz, 0.4 * accel_rate_hz)
+    band = (CLEAN_BAND_HZ[0], high)
+    x = np.nan_to_num(ppg, nan=np.nanmedian(ppg) if np.any(np.isfinite(ppg)) else 0.0)
+    x = sosfiltfilt(_butter_sos(band, "bandpass", rate_hz), x - np.median(x),
+                    padlen=min(n - 1, int(3 * rate_hz)))
+    acc = np.nan_to_num(accel_g - np.median(accel_g, axis=0), nan=0.0)
+    acc = sosfiltfilt(_butter_sos(band, "bandpass", accel_rate_hz), acc.T,
+                      padlen=min(len(acc) - 1, int(3 * accel_rate_hz)))
+    t_ppg = np.arange(n) / rate_hz
+    covered = int(np.searchsorted(t_ppg, (acc.shape[1] - 1) / accel_rate_hz, side="right"))
+    t_acc = np.arange(acc.shape[1]) / accel_rate_hz
+    ref = np.stack([np.interp(t_ppg[:covered], t_acc, a) for a in acc], axis=1)
+    # Window edges on the signals' own clock: whole multiples of CLEAN_WINDOW_S.
+    first_edge = (np.floor(t0_s / CLEAN_WINDOW_S) + 1) * CLEAN_WINDOW_S - t0_s
+    edges = np.arange(first_edge, covered / rate_hz, CLEAN_WINDOW_S)
+    cuts = np.concatenate(([0], np.round(edges * rate_hz).astype(int), [covered]))
+    out = x.copy()
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if b > a and np.sqrt(np.mean(ref[a:b] ** 2) * 3) >= MOTION_FLOOR_G:
+            out[a:b] = remove_motion(x[a:b], ref[a:b], rate_hz)[0]
+    return out
 
 
 def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str = "ppg"):
@@ -317,11 +395,14 @@ class Baseline:
     """A person's resting level of each feature (physical units; None where unmeasured).
 
     Fitted from rest steps, persisted with ``to_dict``/``from_dict`` so a device keeps a
-    patient's calibration across restarts.
+    patient's calibration across restarts. ``beats_from_ecg`` records where its heart rate
+    and RMSSD came from (None: not known): an ECG's RMSSD sits lower than a PPG's, so a
+    baseline taken with one source does not fit the other.
     """
 
     centers: dict[str, float | None]
     n_steps: int
+    beats_from_ecg: bool | None = None
 
     @classmethod
     def fit(cls, values: np.ndarray, quality: np.ndarray | None = None,
@@ -365,7 +446,7 @@ class Baseline:
 
     def to_dict(self) -> dict:
         return {"centers": dict(self.centers), "n_steps": self.n_steps,
-                "features": list(FEATURE_NAMES)}
+                "features": list(FEATURE_NAMES), "beats_from_ecg": self.beats_from_ecg}
 
     @classmethod
     def from_dict(cls, data: dict) -> Baseline:
@@ -377,5 +458,6 @@ class Baseline:
         unknown = set(centers) - set(FEATURE_NAMES)
         if unknown:
             raise ValueError(f"Baseline.from_dict: unknown feature(s) {sorted(unknown)}")
+        source = data.get("beats_from_ecg")
         return cls({name: (None if centers.get(name) is None else float(centers[name]))
-                    for name in FEATURE_NAMES}, n_steps)
+                    for name in FEATURE_NAMES}, n_steps, None if source is None else bool(source))

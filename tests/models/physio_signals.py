@@ -58,6 +58,19 @@ def accel(duration_s: float, rate_hz: float, motion_g: float = 0.005, seed: int 
     return a
 
 
+def ecg(seconds: float, rate_hz: float, hr_bpm: float, rmssd_ms: float, seed: int = 0):
+    """mV: narrow R waves and broad T waves, beat intervals alternating +-rmssd/2 (successive
+    differences equal ``rmssd_ms``), plus noise."""
+    rng = np.random.default_rng(seed)
+    ibi = 60.0 / hr_bpm + np.where(np.arange(int(seconds * hr_bpm / 60) + 2) % 2, -0.5, 0.5) * rmssd_ms / 1e3
+    beats = 0.3 + np.cumsum(ibi)
+    t = np.arange(round(seconds * rate_hz)) / rate_hz
+    x = 0.02 * rng.standard_normal(t.size)
+    for b in beats[beats < seconds]:
+        x += np.exp(-0.5 * ((t - b) / 0.01) ** 2) + 0.3 * np.exp(-0.5 * ((t - b - 0.25) / 0.04) ** 2)
+    return x
+
+
 def write_e4_subject(folder: Path, t0_s: int, segments: list[tuple[float, bool]],
                      seed: int = 0) -> list[float]:
     """An E4 CSV folder (BVP 64 Hz, EDA 4 Hz, ACC 32 Hz in 1/64 g, tags) made of

@@ -163,3 +163,64 @@ def test_model_inputs_add_the_change_against_the_minutes_before():
     np.testing.assert_allclose(model_inputs(base, values[-HISTORY_STEPS:])[-1], x[-1], atol=1e-5)
     with pytest.raises(ValueError, match="model_inputs"):
         model_inputs(base, values[:, :4])
+
+
+def _swaying_wrist(seconds: float, rate_hz: float, sway_hz: float = 1.7, seed: int = 0):
+    """(N, 3) in g: gravity plus a wrist swaying at ``sway_hz`` (a cadence near a heart
+    rate's band), and the PPG artefact it causes: a short linear filter of the sway."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(round(seconds * rate_hz)) / rate_hz
+    sway = 0.3 * np.sin(2 * np.pi * sway_hz * t + 0.3 * np.sin(2 * np.pi * 0.05 * t))
+    acc = np.column_stack([sway, 0.5 * sway, np.ones_like(t)]) + 0.003 * rng.standard_normal((t.size, 3))
+    lag = max(1, round(0.03 * rate_hz))
+    artefact = np.concatenate([np.zeros(lag), sway[:-lag]]) + 0.4 * sway
+    return acc, artefact
+
+
+def test_beats_are_read_from_the_motion_cleaned_ppg():
+    """A swaying wrist puts its cadence into the PPG; with the accelerometer's axes and
+    ``motion_clean`` the features read the pulse from the cleaned signal, as the vitals do."""
+    rate_hz, acc_hz, seconds = 64.0, 32.0, 120
+    pulse = sig.ppg(seconds, rate_hz, 66, rmssd_ms=30, amplitude=1.0, seed=3)
+    acc, _ = _swaying_wrist(seconds, acc_hz)
+    _, artefact = _swaying_wrist(seconds, rate_hz)
+    moved = pulse + 3.0 * artefact
+    cleaned = step_features(moved, rate_hz, accel_g=acc, accel_rate_hz=acc_hz,
+                            motion_clean=True).values[40:, 0]
+    raw = step_features(moved, rate_hz, accel_g=acc, accel_rate_hz=acc_hz).values[40:, 0]
+    magnitude = step_features(moved, rate_hz, accel_g=np.linalg.norm(acc, axis=1),
+                              accel_rate_hz=acc_hz, motion_clean=True).values[40:, 0]
+    assert np.nanmedian(np.abs(cleaned - 66)) < 2.0, cleaned
+    assert np.nanmedian(np.abs(raw - 66)) > 10.0, raw  # the sway passes for beats
+    np.testing.assert_array_equal(magnitude, raw)  # a magnitude cannot clean: left as is
+
+
+def test_cleaning_a_still_wrist_leaves_the_features_near_where_they_were():
+    """Still (under the vitals' 0.01 g floor), nothing is fitted: heart rate and RMSSD stay;
+    the pulse amplitude is read after the vitals' band-pass (4 Hz), which trims the pulse's
+    sharper harmonics."""
+    p = sig.ppg(120, 64, 70, rmssd_ms=40, amplitude=200, seed=1)
+    a = sig.accel(120, 32, 0.003)
+    clean = step_features(p, 64, accel_g=a, accel_rate_hz=32, motion_clean=True).values[40:]
+    plain = step_features(p, 64, accel_g=a, accel_rate_hz=32).values[40:]
+    np.testing.assert_allclose(clean[:, 0], plain[:, 0], rtol=0.02)
+    np.testing.assert_allclose(np.median(clean[:, 1]), np.median(plain[:, 1]), rtol=0.05)
+    np.testing.assert_allclose(np.median(clean[:, 2]), np.median(plain[:, 2]), rtol=0.2)
+
+
+def test_an_ecg_gives_heart_rate_and_rmssd_and_the_ppg_the_rest():
+    """With an ECG fitted, the beat intervals come from its R peaks (here the PPG's are
+    made different on purpose); amplitude and breathing stay the PPG's. Without it, the same
+    call reads them from the PPG."""
+    rate_hz = 100.0
+    p = sig.ppg(120, rate_hz, 70, rmssd_ms=15, amplitude=200)
+    e = sig.ecg(120, 250.0, 70, rmssd_ms=60, seed=2)
+    with_ecg = step_features(p, rate_hz, ecg=e, ecg_rate_hz=250.0)
+    without = step_features(p, rate_hz)
+    assert np.all(np.abs(with_ecg.values[40:, 1] - 60) < 12), with_ecg.values[40:, 1]
+    assert np.all(np.abs(without.values[40:, 1] - 15) < 8), without.values[40:, 1]
+    assert np.all(np.abs(with_ecg.values[40:, 0] - 70) < 2)
+    np.testing.assert_array_equal(with_ecg.values[:, 2:], without.values[:, 2:])
+    only_ecg = step_features(ecg=e, ecg_rate_hz=250.0)
+    assert np.all(np.abs(only_ecg.values[40:, 1] - 60) < 12)
+    assert np.isnan(only_ecg.values[:, 2]).all() and (only_ecg.ppg_quality[40:] > 0.8).all()

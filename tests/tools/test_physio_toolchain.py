@@ -63,32 +63,52 @@ def test_steps_npz_round_trip(e4_folder, tmp_path):
     assert [s.subject for s in again] == ["S90", "S91"]
     np.testing.assert_array_equal(again[1].labels, subjects[1].labels)
     assert again[0].baseline == subjects[0].baseline
+    assert dataset.motion_cleaned(tmp_path / "steps.npz") is False
+    cleaned = dataset.build(e4_folder, ["S90"], progress=False, motion_clean=True)
+    dataset.save_steps(cleaned, tmp_path / "clean.npz", motion_clean=True)
+    assert dataset.motion_cleaned(tmp_path / "clean.npz") is True
+    assert [s.subject for s in dataset.load_steps(tmp_path / "clean.npz")] == ["S90"]
 
 
 def test_training_path_tiny_slice(e4_folder, tmp_path):
-    """Train a few batches, convert to int8 and float, load both in LiteRT."""
+    """Train a few batches, cross-validate every TFLite variant, write the float32 reference
+    and the device model, and every variant on request; each loads in LiteRT."""
     import importlib.util
 
     for name in ("tensorflow", "tf_keras"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} not installed: pip install -e .[train]")
     from models.runtime import TFLiteModel
-    from tools.physio import train
+    from tools.physio import convert, quantize, train
 
-    out = tmp_path / "model"
+    out, variants = tmp_path / "model", tmp_path / "variants"
     train.main(["--data", str(e4_folder), "--out", str(out), "--folds", "2", "--epochs", "1",
                 "--max-batches", "3", "--units", "8", "--hop", "10", "--eval-hop", "30",
-                "--no-progress"])
+                "--variants-out", str(variants), "--no-progress"])
     meta = json.loads((out / "physio_lstm.json").read_text())
     assert meta["training_subjects"] == ["S90", "S91"]
-    assert set(meta["cross_validation"]["per_subject"]) == {"S90", "S91"}
-    int8 = TFLiteModel(out / "physio_lstm_int8.tflite")
-    flt = TFLiteModel(out / "physio_lstm_float.tflite")
+    assert meta["ppg_motion_clean"] is False
+    assert meta["device_model"] == convert.VARIANT_NAMES[convert.DEVICE_VARIANT]
+    cv = meta["cross_validation"]
+    assert set(cv["per_subject"]) == {"S90", "S91"}
+    assert set(cv["parity_vs_float32"]) == set(convert.VARIANTS)
+    assert cv["parity_vs_float32"]["float32"]["max_abs_diff"] == 0.0
+    assert sorted(p.name for p in out.glob("*.tflite")) == sorted(
+        {convert.FLOAT_NAME, convert.VARIANT_NAMES[convert.DEVICE_VARIANT]})
+    assert sorted(p.name for p in variants.glob("*.tflite")) == sorted(convert.VARIANT_NAMES.values())
+    assert quantize.FILE_NAMES == convert.VARIANT_NAMES
+    int8 = TFLiteModel(variants / convert.INT8_NAME)
+    flt = TFLiteModel(out / convert.FLOAT_NAME)
     assert int8.inputs[0]["dtype"] == np.int8 and flt.inputs[0]["dtype"] == np.float32
+    assert TFLiteModel(variants / convert.VARIANT_NAMES["float16"]).inputs[0]["dtype"] == np.float32
     ops = {op["op_name"] for op in int8.interpreter._get_ops_details()}
     assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in ops
     x = np.random.default_rng(0).normal(0, 1, (1, 60, len(INPUT_NAMES))).astype(np.float32)
     assert abs(int8.run(x)[0].item() - flt.run(x)[0].item()) < 0.1
+    measured = quantize.measure(variants, meta=out / "physio_lstm.json", repeats=20)["variants"]
+    assert set(measured) == set(convert.VARIANTS)
+    assert all(r["ms_median"] > 0 and r["size_kb"] > 0 and "out_of_subject" in r
+               for r in measured.values())
 
 
 def test_evaluate_smoke_prints_json_last(e4_folder, capsys):
@@ -172,7 +192,7 @@ def test_breakdown_by_task_and_by_time_since_the_label_changed():
     since = ends - starts[np.searchsorted(starts, ends, side="right") - 1]
     p = np.where(since >= 20, y, 1 - y).astype(float)
     rows = {name: (value, n) for name, value, n in breakdown(
-        {"S01/ends": ends, "S01/y": y, "S01/int8": p}, [subject])}
+        {"S01/ends": ends, "S01/y": y, "S01/device": p}, [subject])}
     assert rows["sequences ending 0-20 s into their run"][0] == 0.0
     assert rows["sequences ending > 180 s into their run"] == (None, 0)
     assert rows["sequences ending 20-60 s into their run"][0] == 1.0

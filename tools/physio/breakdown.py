@@ -1,7 +1,7 @@
 """Where the physio model fails: its out-of-subject scores broken down by task and by time
 since the last label change.
 
-    python -m tools.physio.breakdown --cv cv.npz --data physio_steps.npz [--model int8]
+    python -m tools.physio.breakdown --cv cv.npz --data physio_steps.npz [--model device]
 
 ``--cv`` is what ``tools.physio.train --cv-predictions`` saved (each subject's sequence ends,
 labels and scores from the fold that held it out); ``--data`` the dataset it was trained on
@@ -41,7 +41,7 @@ def label_runs(labels: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return starts, names
 
 
-def breakdown(cv: dict, subjects, model: str = "int8") -> list[tuple[str, float | None, int]]:
+def breakdown(cv: dict, subjects, model: str = "device") -> list[tuple[str, float | None, int]]:
     """Rows of (comparison, AUROC, sequences)."""
     by_run: dict[str, list[float]] = {}
     since, y_all, p_all = [], [], []
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cv", required=True, type=Path, help="train --cv-predictions output (.npz)")
     ap.add_argument("--data", required=True, type=Path, help="dataset .npz (tools.physio.dataset)")
-    ap.add_argument("--model", default="int8", choices=("int8", "float", "logreg"))
+    ap.add_argument("--model", default="device",
+                    choices=("device", "float", "float32", "float16", "dynamic", "int8", "logreg"))
     args = ap.parse_args(argv)
     with np.load(args.cv) as z:
         cv = {k: z[k] for k in z.files}

@@ -4,7 +4,9 @@
 
 Each subject folder (``SXX/`` with BVP.csv, EDA.csv, ACC.csv; first row the start time in
 unix UTC, second the sample rate) gives one row of features per second
-(``models.physio.features``) and one label per second, from the first source found:
+(``models.physio.features``; with ``--motion-clean``, beats from the BVP cleaned of motion
+with the ACC's axes, as the vitals clean the device's PPG) and one label per second, from the
+first source found:
 
 1. a ``labels*.csv`` in the subject folder or the folder above, with columns ``Time(sec)``
    (unix UTC) and ``Label`` (1 stress / 0 baseline) and, when it holds several people,
@@ -122,7 +124,7 @@ def _labels_from_tags(folder: Path, t0_s: float, n_steps: int) -> np.ndarray | N
     return labels
 
 
-def load_subject(folder: Path) -> SubjectSteps:
+def load_subject(folder: Path, motion_clean: bool = False) -> SubjectSteps:
     """Features, quality, labels and rest baseline of one E4 subject folder."""
     folder = Path(folder)
     t_bvp, r_bvp, bvp = read_e4_csv(folder / "BVP.csv")
@@ -133,7 +135,9 @@ def load_subject(folder: Path) -> SubjectSteps:
     bvp = bvp[int(round((t0 - t_bvp) * r_bvp)):]
     eda = eda[int(round((t0 - t_eda) * r_eda)):]
     acc = acc[int(round((t0 - t_acc) * r_acc)):] / E4_ACC_PER_G
-    feats = step_features(bvp, r_bvp, eda, r_eda, acc, r_acc)
+    # With motion_clean the accelerometer's axes clean the BVP before its beats are read, as
+    # on the device; t0 places the cleaning windows on the clock the device's blocks carry.
+    feats = step_features(bvp, r_bvp, eda, r_eda, acc, r_acc, t0_s=t0, motion_clean=motion_clean)
     n = len(feats.values)
     labels = _labels_from_csv(folder, t0, n)
     if labels is None:
@@ -157,8 +161,11 @@ def fit_rest_baseline(values, quality, labels, subject: str) -> Baseline:
     return Baseline.fit(values[rest], quality[rest])
 
 
-def save_steps(subjects: list[SubjectSteps], path: Path) -> None:
-    arrays = {}
+SETTINGS_KEY = "_settings/ppg_motion_clean"
+
+
+def save_steps(subjects: list[SubjectSteps], path: Path, motion_clean: bool = False) -> None:
+    arrays = {SETTINGS_KEY: np.array(bool(motion_clean))}
     for s in subjects:
         arrays[f"{s.subject}/values"] = s.values
         arrays[f"{s.subject}/quality"] = s.quality
@@ -169,7 +176,7 @@ def save_steps(subjects: list[SubjectSteps], path: Path) -> None:
 
 def load_steps(path: Path) -> list[SubjectSteps]:
     with np.load(path) as z:
-        names = sorted({k.split("/")[0] for k in z.files})
+        names = sorted({k.split("/")[0] for k in z.files if not k.startswith("_")})
         out = []
         for name in names:
             values, quality, labels = z[f"{name}/values"], z[f"{name}/quality"], z[f"{name}/labels"]
@@ -178,11 +185,19 @@ def load_steps(path: Path) -> list[SubjectSteps]:
     return out
 
 
-def build(data_dir: Path, subjects: list[str] | None = None, progress: bool = True) -> list[SubjectSteps]:
+def motion_cleaned(path: Path) -> bool:
+    """Whether a saved data set's beats were read from the motion-cleaned BVP."""
+    with np.load(path) as z:
+        return bool(z[SETTINGS_KEY]) if SETTINGS_KEY in z.files else False
+
+
+def build(data_dir: Path, subjects: list[str] | None = None, progress: bool = True,
+          motion_clean: bool = False) -> list[SubjectSteps]:
     from tqdm import tqdm
 
     folders = subject_folders(data_dir, subjects)
-    return [load_subject(p) for p in tqdm(folders, desc="subjects", unit="subj", disable=not progress)]
+    return [load_subject(p, motion_clean)
+            for p in tqdm(folders, desc="subjects", unit="subj", disable=not progress)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -190,9 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", required=True, type=Path, help="folder of E4 subject folders")
     ap.add_argument("--out", required=True, type=Path, help="output .npz")
     ap.add_argument("--subjects", nargs="*", help="e.g. S02 S03 (default: all)")
+    ap.add_argument("--motion-clean", action="store_true",
+                    help="read beats from the BVP cleaned of motion with the ACC's axes")
     args = ap.parse_args(argv)
-    subjects = build(args.data, args.subjects)
-    save_steps(subjects, args.out)
+    subjects = build(args.data, args.subjects, motion_clean=args.motion_clean)
+    save_steps(subjects, args.out, args.motion_clean)
     for s in subjects:
         known = s.labels >= 0
         print(f"{s.subject}: {len(s.labels)} s, stress {int((s.labels == 1).sum())} s, "

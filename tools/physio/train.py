@@ -1,16 +1,19 @@
-"""Train the physio LSTM, cross-validate it by subject, and write float and int8 .tflite.
+"""Train the physio LSTM, cross-validate it by subject, and write its .tflite variants.
 
     TF_USE_LEGACY_KERAS=1 nice python -m tools.physio.train \\
         --data ../shared/data/stress-predict --folds 5 --out models/physio
 
 ``--data`` is a folder of E4 subject folders, or an .npz from ``tools.physio.dataset``.
 With ``--folds K`` (K >= 2) it first trains K models, each with a group of subjects held
-out, and prints out-of-fold AUROC per subject (float and int8) next to a logistic
-regression on the same features; then it trains on every subject and writes
-``physio_lstm_float.tflite``, ``physio_lstm_int8.tflite`` and ``physio_lstm.json`` (training
-subjects, settings, cross-validation figures) to ``--out``. ``--seeds N`` (default 2) trains N
-models with consecutive seeds and exports their average as one graph; the cross-validation
-scores that same ensemble. ``--cv-predictions`` keeps the out-of-fold scores for analysis.
+out, and prints out-of-fold AUROC per subject (Keras float and every TFLite variant:
+float32, float16, dynamic-range, full int8) next to a logistic regression on the same
+features, and each variant's output difference from float32 on every held-out sequence;
+then it trains on every subject and writes the float32 reference
+(``physio_lstm_float.tflite``), the device model (``convert.DEVICE_VARIANT``) and
+``physio_lstm.json`` (training subjects, settings, cross-validation figures) to ``--out``.
+``--seeds N`` (default 2) trains N models with consecutive seeds and exports their average as
+one graph; the cross-validation scores that same ensemble. ``--cv-predictions`` keeps the
+out-of-fold scores for analysis.
 
 The model is built with tf_keras (``TF_USE_LEGACY_KERAS=1``, set here before TensorFlow is
 imported): its LSTM converts to TFLite's fused UNIDIRECTIONAL_SEQUENCE_LSTM, which quantizes
@@ -34,7 +37,7 @@ import numpy as np
 from models.physio.features import SEQUENCE_STEPS
 from models.physio.inputs import INPUT_NAMES
 from tools.physio import convert
-from tools.physio.dataset import SubjectSteps, build, load_steps
+from tools.physio.dataset import SubjectSteps, build, load_steps, motion_cleaned
 from tools.physio.sequences import (
     auroc,
     balanced_accuracy,
@@ -135,14 +138,27 @@ def _predict_tflite(blob: bytes, x: np.ndarray) -> np.ndarray:
         return np.array([m.run(x[i:i + 1])[0].ravel()[0] for i in range(len(x))], np.float32)
 
 
+def parity(p: np.ndarray, reference: np.ndarray, tolerance: float = 0.05) -> dict:
+    """How far one model's outputs are from the reference's, sequence by sequence."""
+    d = np.abs(np.asarray(p, float) - np.asarray(reference, float))
+    return {"max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()),
+            "p99_abs_diff": float(np.percentile(d, 99)),
+            f"share_over_{tolerance:g}": float(np.mean(d > tolerance)), "n": int(d.size)}
+
+
 def cross_validate(subjects, folds, *, steps, units, epochs, hop, eval_hop, max_batches, progress,
                    seed=0, seeds=1, conv_filters=0, noise=0.1, pool=1, truncate=0.0,
                    predictions_out=None):
+    """Subject-grouped folds: per held-out subject, the AUROC of the Keras float model, of
+    every TFLite variant (``convert.VARIANTS``) of the same weights, and of the logistic
+    regression peer; pooled figures per model; and each variant's output difference from the
+    float32 TFLite model on every evaluated sequence (``parity``)."""
     from sklearn.linear_model import LogisticRegression
 
     by_name = {s.subject: s for s in subjects}
     rows = {}
-    pooled = {"float": [], "int8": [], "logreg": [], "y": [], "settled": []}
+    models = ("float", *convert.VARIANTS, "logreg")
+    pooled = {key: [] for key in (*models, "y", "settled")}
     saved = {}
     for k, held in enumerate(grouped_folds(list(by_name), folds)):
         train = [by_name[n] for n in by_name if n not in held]
@@ -152,42 +168,46 @@ def cross_validate(subjects, folds, *, steps, units, epochs, hop, eval_hop, max_
                              conv_filters=conv_filters, noise=noise, pool=pool,
                              truncate=truncate)
         infer = inference_model(model, steps, units, conv_filters, pool)
-        blob = convert.to_tflite(infer, x_train, int8=True)
+        blobs = {v: convert.to_tflite(infer, x_train, v) for v in convert.VARIANTS}
         peer = LogisticRegression(max_iter=2000, class_weight="balanced").fit(
             summary_features(x_train),
             np.concatenate([subject_sequences(s, steps, hop)[1] for s in train]))
         for name in held:
             x, y, ends = subject_sequences(by_name[name], steps, eval_hop)
-            p_float = infer.predict(x, batch_size=256, verbose=0).ravel()
-            p_int8 = _predict_tflite(blob, x)
-            p_lr = peer.predict_proba(summary_features(x))[:, 1]
-            rows[name] = {"auroc_float": auroc(y, p_float), "auroc_int8": auroc(y, p_int8),
-                          "auroc_logreg": auroc(y, p_lr),
-                          "balanced_accuracy_int8": balanced_accuracy(y, p_int8),
-                          "n": len(y)}
-            for key, p in (("float", p_float), ("int8", p_int8), ("logreg", p_lr)):
-                pooled[key].append(p)
+            p = {"float": infer.predict(x, batch_size=256, verbose=0).ravel()}
+            p.update({v: _predict_tflite(blob, x) for v, blob in blobs.items()})
+            p["logreg"] = peer.predict_proba(summary_features(x))[:, 1]
+            rows[name] = {f"auroc_{key}": auroc(y, p[key]) for key in models}
+            rows[name]["balanced_accuracy_device"] = balanced_accuracy(y, p[convert.DEVICE_VARIANT])
+            rows[name]["n"] = len(y)
+            for key in models:
+                pooled[key].append(p[key])
+                saved[f"{name}/{key}"] = p[key]
             pooled["y"].append(y)
             pooled["settled"].append(settled(by_name[name].labels, ends))
-            saved.update({f"{name}/ends": ends, f"{name}/y": y, f"{name}/float": p_float,
-                          f"{name}/int8": p_int8, f"{name}/logreg": p_lr})
-            print(f"  {name}: AUROC float {rows[name]['auroc_float']:.3f} "
-                  f"int8 {rows[name]['auroc_int8']:.3f} logreg {rows[name]['auroc_logreg']:.3f}")
+            saved.update({f"{name}/ends": ends, f"{name}/y": y,
+                          f"{name}/device": p[convert.DEVICE_VARIANT]})
+            print(f"  {name}: AUROC " + " ".join(f"{key} {rows[name][f'auroc_{key}']:.3f}"
+                                                 for key in models))
     if predictions_out:
         np.savez_compressed(predictions_out, **saved)
     y = np.concatenate(pooled["y"])
     keep = np.concatenate(pooled["settled"])
-    summary = {"folds": folds, "eval_hop_s": eval_hop, "per_subject": rows}
-    for key in ("float", "int8", "logreg"):
+    summary = {"folds": folds, "eval_hop_s": eval_hop, "device_variant": convert.DEVICE_VARIANT,
+               "per_subject": rows}
+    for key in models:
         p = np.concatenate(pooled[key])
         summary[key] = {"auroc_pooled": auroc(y, p),
                         "auroc_pooled_settled_20s": auroc(y[keep], p[keep]),
                         "auroc_mean_subject": float(np.mean([r[f"auroc_{key}"] for r in rows.values()])),
                         "balanced_accuracy": balanced_accuracy(y, p),
                         "ece": expected_calibration_error(y, p)}
-    summary["int8_vs_float"] = {
-        "max_abs_diff": float(np.max(np.abs(np.concatenate(pooled["int8"]) - np.concatenate(pooled["float"])))),
-        "auroc_diff": summary["int8"]["auroc_pooled"] - summary["float"]["auroc_pooled"]}
+    reference = np.concatenate(pooled["float32"])
+    summary["parity_vs_float32"] = {
+        v: parity(np.concatenate(pooled[v]), reference)
+        | {"auroc_diff": summary[v]["auroc_pooled"] - summary["float32"]["auroc_pooled"]}
+        for v in convert.VARIANTS}
+    summary["float32_vs_keras"] = parity(reference, np.concatenate(pooled["float"]))
     return summary
 
 
@@ -212,15 +232,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-hop", type=int, default=5, help="evaluation sequence hop (s)")
     ap.add_argument("--max-batches", type=int, help="cap batches per epoch (smoke runs)")
     ap.add_argument("--keras-out", type=Path, help="also save the inference tf_keras model (.h5)")
+    ap.add_argument("--variants-out", type=Path,
+                    help="also write every TFLite variant of the final model here "
+                         "(for tools.physio.quantize)")
+    ap.add_argument("--motion-clean", action="store_true",
+                    help="with an E4 folder: beats from the motion-cleaned BVP (an .npz says itself)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
     if args.data.suffix == ".npz":
         subjects = load_steps(args.data)
+        motion_clean = motion_cleaned(args.data)
         if args.subjects:
             subjects = [s for s in subjects if s.subject in set(args.subjects)]
     else:
-        subjects = build(args.data, args.subjects, progress=not args.no_progress)
+        motion_clean = args.motion_clean
+        subjects = build(args.data, args.subjects, progress=not args.no_progress,
+                         motion_clean=motion_clean)
     if not subjects:
         raise SystemExit(f"no subjects in {args.data}")
     common = {"steps": args.steps, "units": args.units, "epochs": args.epochs, "hop": args.hop,
@@ -238,15 +266,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.keras_out:
         infer.save(args.keras_out)
     paths = convert.write_models(infer, x_train, args.out)
+    if args.variants_out:
+        paths += convert.write_models(infer, x_train, args.variants_out, convert.VARIANTS)
     import tensorflow as tf
 
     meta = {"features": list(INPUT_NAMES), "steps": args.steps, "step_s": 1.0,
             "label": "label of the sequence's last second (1 stress, 0 rest)",
+            "ppg_motion_clean": motion_clean,
             "training_subjects": [s.subject for s in subjects], "units": args.units,
             "conv_filters": args.conv_filters, "seed": args.seed, "seeds": args.seeds, "noise": args.noise,
             "pool": args.pool, "truncate": args.truncate,
             "epochs": args.epochs, "hop_s": args.hop, "tensorflow": tf.__version__,
-            "cross_validation": cv}
+            "device_model": convert.VARIANT_NAMES[convert.DEVICE_VARIANT],
+            "device_variant": convert.DEVICE_VARIANT, "cross_validation": cv}
     (args.out / "physio_lstm.json").write_text(json.dumps(meta, indent=1) + "\n")
     for p in paths:
         print(f"wrote {p} ({p.stat().st_size} bytes)")

@@ -82,3 +82,14 @@ def test_recordings_follow_the_stay_and_go_with_it(tmp_path):
     finally:
         recorder.stop()
         monitor.pipeline.stop()
+
+
+def test_messages_carry_the_version_of_the_physio_model_the_device_runs():
+    from models.hashing import sha256_of
+    from models.physio.estimator import DEFAULT_MODEL
+
+    from device.app.device import monitor_models
+
+    config = default_config()
+    config = config.model_copy(update={"face": config.face.model_copy(update={"enabled": False})})
+    assert monitor_models(config) == f"{DEFAULT_MODEL.stem}@{sha256_of(DEFAULT_MODEL)[:12]}"
