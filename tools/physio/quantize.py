@@ -30,11 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from models.runtime import TFLiteModel
+from tools.physio.convert import VARIANT_NAMES as FILE_NAMES  # TensorFlow only when converting
 
-# The tools' names for the variants, without importing the converter (TensorFlow).
-VARIANTS = ("float32", "float16", "dynamic", "int8")
-FILE_NAMES = {"float32": "physio_lstm_float.tflite", "float16": "physio_lstm_float16.tflite",
-              "dynamic": "physio_lstm_dynamic.tflite", "int8": "physio_lstm_int8.tflite"}
 PARITY_TOLERANCE = 0.05
 
 
