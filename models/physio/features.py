@@ -41,6 +41,7 @@ from functools import lru_cache
 import numpy as np
 
 from models.dsp import median_filter1d, minimum_filter1d, uniform_filter1d
+from models.ecg import ecg_r_peaks_s
 from models.iir import butter, sosfiltfilt
 from models.peaks import find_peaks
 from models.physio.respiration import (
@@ -224,8 +225,10 @@ def motion_clean_ppg(ppg: np.ndarray, rate_hz: float, accel_g: np.ndarray,
 
 
 def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str = "ppg"):
-    """Beat times (s) and amplitudes: peaks of the band-passed wave, scaled by its local RMS
-    so that one prominence threshold works for any gain and through slow amplitude changes."""
+    """Beat times (s) and amplitudes. A PPG's: peaks of the band-passed wave, scaled by its local
+    RMS so that one prominence threshold works for any gain and through slow amplitude changes.
+    An ECG's: the R peaks the vitals find (``models.ecg``), on the band-passed lead; no
+    amplitude (1 each), since no feature reads it."""
     if source not in _BEAT_BANDS_HZ:
         raise ValueError(f"beat source must be one of {sorted(_BEAT_BANDS_HZ)}, got {source!r}")
     low, high = _BEAT_BANDS_HZ[source]
@@ -237,6 +240,9 @@ def detect_beats(x: np.ndarray, rate_hz: float, polarity: int = 1, source: str =
     sos = _butter_sos((low, high), "bandpass", rate_hz)
     padlen = min(len(x) - 1, int(3 * rate_hz))
     y = sosfiltfilt(sos, x - np.median(x), padlen=padlen) * (1 if polarity >= 0 else -1)
+    if source == "ecg":  # the vitals' R-peak detector (Pan-Tompkins); no amplitude feature
+        beat_t = ecg_r_peaks_s(y, rate_hz)
+        return beat_t, np.ones(beat_t.size)
     rms = np.sqrt(uniform_filter1d(y * y, max(3, int(3 * rate_hz))))
     z = y / (rms + 1e-12 + 1e-6 * np.max(np.abs(y)))
     peaks = find_peaks(z, distance=max(1, int(_IBI_MIN_S * rate_hz)), prominence=0.8)
