@@ -177,7 +177,10 @@ class FaceWorker:
             return self._hop.take(t_ns, max_age_s)
 
     def status(self) -> dict:
-        out = {"state": self.state, "frames": self.frames}
+        # failures: the camera failed or stopped since the start, recovered or not (one that
+        # comes back before the next hop is never "missing" there, but is counted here).
+        out = {"state": self.state, "frames": self.frames, "failures": self.camera_failures,
+               "restarts": self.restarts}
         if self.reason:
             out["reason"] = self.reason
         if self.source is not None:

@@ -44,6 +44,25 @@ from sensors.emulated.spi import EmulatedSpiDev
 from sensors.frontends import Ad8232, GsrDivider
 
 
+class AbsentDevice:
+    """A bus device file the board does not have: every use fails with ENOENT naming the file,
+    as the device's lazily opened buses fail on a machine without it."""
+
+    def __init__(self, path: str) -> None:
+        object.__setattr__(self, "path", path)
+
+    def _missing(self) -> FileNotFoundError:
+        return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), self.path)
+
+    def __getattr__(self, name: str):
+        raise self._missing()
+
+    def __setattr__(self, name: str, value) -> None:
+        raise self._missing()
+
+    def close(self) -> None:
+        pass
+
 class FlagOverrides:
     """A scenario whose contact flags are overridden from given times on."""
 
@@ -204,19 +223,17 @@ class EmulatedBoard:
                 chip.set_lead_off(la=not leads_on)
 
     # -- the buses ---------------------------------------------------------------------------
-    def i2c(self, bus_number: int) -> EmulatedI2CBus:
-        """The bus a driver would get from ``smbus2.SMBus(bus_number)``."""
+    def i2c(self, bus_number: int) -> EmulatedI2CBus | AbsentDevice:
+        """The bus a driver would get from ``smbus2.SMBus(bus_number)``, opened on first use
+        as the device's are: a bus the board does not have fails at its first transaction."""
         if bus_number != self.bus_number:
-            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), f"/dev/i2c-{bus_number}")
+            return AbsentDevice(f"/dev/i2c-{bus_number}")
         return self.bus
 
-    def spi(self, bus: int, device: int) -> EmulatedSpiDev:
-        """What ``spidev.SpiDev(bus, device)`` would open."""
+    def spi(self, bus: int, device: int) -> EmulatedSpiDev | AbsentDevice:
+        """What ``spidev.SpiDev(bus, device)`` would open (on first use, as above)."""
         dev = self.spidevs.get((bus, device))
-        if dev is None:
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT),
-                                    f"/dev/spidev{bus}.{device}")
-        return dev
+        return AbsentDevice(f"/dev/spidev{bus}.{device}") if dev is None else dev
 
     def _spidev(self, name: str) -> EmulatedSpiDev:
         bus, device = self.where[name][1]

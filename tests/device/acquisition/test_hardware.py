@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 from device.acquisition.board import build_board
 from device.app.root import build_monitor
-from device.config import ConfigError, load_config, validate_config
+from device.config import ConfigError, default_config, load_config, validate_config
 
 VARIANTS = ["painmon.spi-board.toml", "painmon.ads1292r.toml"]
 
@@ -103,6 +103,20 @@ def test_missing_spidev_marks_the_sensor_missing_not_the_app():
     ecg = next(s for s in board.sensors if s.name == "ecg")
     assert not ecg.open()
     assert ecg.status.state == "missing" and "spidev0.1" in ecg.status.reason
+    board.close()
+
+
+def test_a_bus_the_emulated_board_lacks_marks_the_sensor_missing_not_the_app():
+    """As on a Pi where /dev/i2c-0 is not enabled: the board is built, the sensor is missing."""
+    config = default_config()
+    sensors = config.sensors.model_copy(update={
+        "adc": config.sensors.adc.model_copy(update={"i2c_bus": 0})})
+    board = build_board(config.model_copy(update={"hardware": "emulated", "sensors": sensors}),
+                        SteppedClock())
+    adc = next(s for s in board.sensors if s.name == "adc")
+    assert not adc.open()
+    assert adc.status.state == "missing" and "i2c-0" in adc.status.reason
+    assert next(s for s in board.sensors if s.name == "ppg").open()  # the rest works
     board.close()
 
 

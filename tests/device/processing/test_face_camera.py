@@ -77,6 +77,9 @@ def test_a_camera_raising_anything_is_an_alarm_then_recovers(face_model_dir, err
         wait_for(lambda: face.frames > frames + 3, 10, "frames again")
         health.update()
         assert alarms.get("camera_missing", "camera") is None
+        # The failure stays counted in the health message's camera once recovered.
+        assert health.message()["camera"]["failures"] == 1
+        assert face.status()["restarts"] == 0
     finally:
         face.stop()
 
