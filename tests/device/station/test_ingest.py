@@ -105,14 +105,15 @@ def test_malformed_and_forged_payloads_are_counted_never_stored(ingest, store, m
         raw_publish(mosquitto, bed.topic("pain"), json.dumps(bad_time).encode())
         huge_seq = {**bad_score, "score": 1.0, "seq": 2**70}
         raw_publish(mosquitto, bed.topic("pain"), json.dumps(huge_seq).encode())
-        wait_for(lambda: len(rows(store, T.rejected)) == 6, what="6 rejected")
+        # Counted once stored: wait for both, not the rows alone.
+        wait_for(lambda: len(rows(store, T.rejected)) == 6 and ingest.stats.rejected == 6,
+                 what="6 rejected, stored and counted")
         reasons = sorted(r.reason for r in rows(store, T.rejected))
         assert any("not JSON" in r for r in reasons)
         assert any("score" in r and "42" in r for r in reasons)
         assert any("does not match the topic" in r for r in reasons)
         assert any("not an ISO 8601 date-time" in r for r in reasons)
         assert any("seq" in r and "beyond" in r for r in reasons)
-        assert ingest.stats.rejected == 6
         assert device(store, "bed-3").rejected == 5
         assert device(store, "ghost-bed") is None  # a forged topic adds no bed
         assert device(store, "bed-3").score == 1.0
