@@ -124,9 +124,13 @@ class Bedside:
         self.tick()
         self._tell(self.store.directory(stay))
 
-    def _tell(self, directory: Path | None) -> None:
-        if self.answered is not None:  # the request_ids answered are remembered per stay
+    def _answer_under_this_stay(self) -> None:
+        """The request_ids answered from now on are remembered under the open stay (or none)."""
+        if self.answered is not None:
             self.answered.stay = None if self.stay is None else self.stay.key
+
+    def _tell(self, directory: Path | None) -> None:
+        self._answer_under_this_stay()
         for listener in self.stay_listeners:
             try:
                 listener(directory)
@@ -278,7 +282,7 @@ class Bedside:
     # -- commands ----------------------------------------------------------------------------
     def register(self, router: CommandRouter) -> None:
         self.answered = router.answered
-        self.answered.stay = None if self.stay is None else self.stay.key
+        self._answer_under_this_stay()
         self._forget_deleted_stays()
         router.register("admit", AdmitRequest, lambda r: self.admit(r.reference, r.bed),
                         "Open a stay: a pseudonymous reference (never a name), a bed label.",
