@@ -35,6 +35,36 @@ function mark(cls, t, t0, t1, v, ...text) {
   return node;
 }
 
+// Labels that would cover one another are moved a line at a time, once they are in the page
+// (only then are their sizes known): down or up inside a chart, down in the dose strip, which
+// grows to hold them. The newest (rightmost) label keeps its place; older ones move. A label
+// with no free place inside its chart stays where its time puts it (the lists below hold all).
+function declutter(container, grow) {
+  if (grow) container.style.minHeight = "";
+  const box = container.getBoundingClientRect();
+  const marks = [...container.querySelectorAll(".mark")]
+    .sort((a, b) => parseFloat(b.style.left) - parseFloat(a.style.left));
+  const placed = [];
+  const free = (r, dy) => (grow || dy === 0 || (r.top >= box.top && r.bottom <= box.bottom))
+    && !placed.some(p => r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom);
+  for (const node of marks) {
+    const line = node.getBoundingClientRect().height;
+    let found = false;
+    for (let k = 0; k <= 2 * marks.length && !found; k++) {
+      for (const dy of (k === 0 ? [0] : grow ? [k * line] : [k * line, -k * line])) {
+        node.style.marginTop = `${dy}px`;
+        if (free(node.getBoundingClientRect(), dy)) { found = true; break; }
+      }
+    }
+    if (!found) node.style.marginTop = "0px";
+    placed.push(node.getBoundingClientRect());
+  }
+  if (grow && placed.length) {
+    const bottom = Math.max(...placed.map(r => r.bottom));
+    container.style.minHeight = `${Math.ceil(bottom - box.top) + 2}px`;
+  }
+}
+
 // Pain on 0-10: the minute means, self-reports (circles), scale scores (squares, labelled)
 // and a dashed line at each dose.
 function painChart(data, t0, t1) {
@@ -70,9 +100,13 @@ function draw(data) {
   }
   const why = document.querySelector("#bed-why tbody"); why.replaceChildren();
   for (const [m, f, w] of data.top_contributions) why.append(el("tr", {}, el("td", {}, m), el("td", {}, f), el("td", {}, fmt(w, 2))));
-  document.getElementById("chart-pain").replaceChildren(...painChart(data, t0, t1));
-  document.getElementById("chart-doses").replaceChildren(...data.analgesia.map(d =>
+  const pain = document.getElementById("chart-pain");
+  pain.replaceChildren(...painChart(data, t0, t1));
+  const doseStrip = document.getElementById("chart-doses");
+  doseStrip.replaceChildren(...data.analgesia.map(d =>
     mark(`dose ${d.reassessment || ""}`, d.t_unix_s, t0, t1, null, `▲ ${doseText(d)}`, el("br"), el("small", {}, reassessText(d)))));
+  declutter(pain, false);
+  declutter(doseStrip, true);
   const [h0, h1] = range(data.hr_bpm, 50, 110);
   document.getElementById("chart-hr").replaceChildren(lineChart(data.hr_bpm, t0, t1, h0, h1, { label: "heart rate, 24 h" }));
   const [e0, e1] = range(data.eda_us, 0, 5);

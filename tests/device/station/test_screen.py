@@ -227,3 +227,46 @@ def test_a_station_killed_mid_stream_loses_nothing(station, mosquitto):
             store.close()
     finally:
         bed.stop()
+
+
+def test_crowded_doses_and_scale_scores_are_labelled_without_covering_one_another(
+        station, page, mosquitto):
+    """Five doses and five PAINAD/CPOT scores within twenty minutes of a 24 h chart: every label
+    is drawn, none covers another, and the pain chart's labels that had to move stay inside it."""
+    from tests.device.station.test_views import dose, painad
+
+    bed = SimulatedBed(mosquitto.host, mosquitto.port, "bed-c").start()
+    try:
+        bed.hop(score=4.0)
+        now = time.time()
+        results = []
+        for i, ago in enumerate((1500, 1200, 900, 600, 300)):
+            given = dose(i + 1, "iv", "opioid", ago, 1800)
+            results.append(("analgesia", ago, given))
+            total = 3 + i % 3
+            score = (painad(total) if i % 2 == 0 else
+                     {**painad(total), "scale": "cpot", "max_total": 8,
+                      "score_0_10": round(total * 10 / 8, 2)})
+            results.append((score["scale"], ago - 30, score))
+        for command_name, ago, result in results:
+            bed.send("cmd/result", {**bed.envelope("painmon.command_result/1", now - ago),
+                                    "command": command_name, "request_id": f"{command_name}-{ago}",
+                                    "ok": True, "result": result})
+        log_in(page, station)
+        page.goto(f"{station.url}/bed/bed-c")
+        expect(page.locator("#chart-doses .mark")).to_have_count(5, timeout=TIMEOUT_MS)
+        expect(page.locator("#chart-pain .mark")).to_have_count(5, timeout=TIMEOUT_MS)
+        page.wait_for_timeout(300)  # one layout after the last refresh's labels
+        for chart in ("#chart-doses", "#chart-pain"):
+            box = page.locator(chart).bounding_box()
+            marks = [page.locator(f"{chart} .mark").nth(i).bounding_box() for i in range(5)]
+            for i, a in enumerate(marks):
+                assert a["height"] > 0 and a["width"] > 0, f"{chart}: label {i} not drawn"
+                assert box["y"] - 1 <= a["y"] and a["y"] + a["height"] <= box["y"] + box["height"] + 1, \
+                    f"{chart}: label {i} {a} outside the chart {box}"
+                for j, b in enumerate(marks[:i]):
+                    overlap = (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+                               and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+                    assert not overlap, f"{chart}: labels {j} and {i} overlap: {b} {a}"
+    finally:
+        bed.stop()
