@@ -59,6 +59,21 @@ def in_order_without_gaps(received: list[dict], produced: list[dict],
     return len(missing)
 
 
+def all_but_lost(consumer, produced: list[dict], may_be_lost: set[int],
+                 timeout_s: float) -> list[dict]:
+    """What the persistent consumer received once every estimate has arrived except those the
+    killed broker may have lost with its last save window."""
+    return consumer.wait_for_keys([(b["boot_id"], b["seq"]) for b in produced
+                                   if b["seq"] not in may_be_lost], timeout_s)
+
+
+def stop_all(*parts) -> None:
+    """Stops or closes each part in the order given (what feeds the link before the link, the
+    consumer last)."""
+    for part in parts:
+        (part.stop if hasattr(part, "stop") else part.close)()
+
+
 def test_broker_killed_mid_stream_loses_no_pain_estimate(mosquitto_factory, tmp_path):
     broker = persistent_broker(mosquitto_factory, tmp_path)
     device_id = "bed-f1"
@@ -97,14 +112,9 @@ def test_broker_killed_mid_stream_loses_no_pain_estimate(mosquitto_factory, tmp_
         runner.join(30)
         assert not runner.is_alive()
         assert output.sender.wait_idle(15)
-        got = consumer.wait_for_keys([(b["boot_id"], b["seq"]) for b in produced
-                                      if b["seq"] not in may_be_lost], 15)
+        got = all_but_lost(consumer, produced, may_be_lost, 15)
     finally:
-        watch.close()
-        pipeline.stop()
-        output.stop()
-        link.stop()
-        consumer.close()
+        stop_all(watch, pipeline, output, link, consumer)
     took_s = time.monotonic() - t0
     lost = in_order_without_gaps(got, produced, may_be_lost)
     late = [b for b in dedup(got) if b.get("late")]
@@ -149,13 +159,9 @@ def test_broker_killed_with_messages_in_flight(mosquitto_factory, tmp_path):
             if not 370 <= seq < 400:  # a burst right before the kill: PUBACKs outstanding
                 time.sleep(0.005)
         assert output.sender.wait_idle(30)
-        got = consumer.wait_for_keys([(b["boot_id"], b["seq"]) for b in produced
-                                      if b["seq"] not in may_be_lost], 30)
+        got = all_but_lost(consumer, produced, may_be_lost, 30)
     finally:
-        watch.close()
-        output.stop()
-        link.stop()
-        consumer.close()
+        stop_all(watch, output, link, consumer)
     lost = in_order_without_gaps(got, produced, may_be_lost)
     print(f"stand-in: {len(produced)} sent, {in_flight} in flight at the kill, "
           f"{len(got) - len(dedup(got))} duplicates removed, {lost} of the {len(may_be_lost)} "

@@ -25,7 +25,7 @@ from device.comms.delivery import MqttOutput
 from device.comms.link import MqttLink
 from device.processing.envelope import Envelope
 
-from .test_outbox_faults import in_order_without_gaps, persistent_broker
+from .test_outbox_faults import all_but_lost, in_order_without_gaps, persistent_broker, stop_all
 
 SLOW_PUBLISH_S = 0.020  # what a loaded Pi adds to each publish
 LATE_DISCONNECT_S = 0.5  # how late paho's network thread tells of the dead socket
@@ -99,13 +99,9 @@ def test_broker_killed_mid_batch_on_a_slow_device_does_not_stall_the_outbox(
         resumed_s = time.monotonic() - back
         assert output.sender.wait_idle(30), f"{output.outbox.count()} entries still pending"
         drained_s = time.monotonic() - back
-        got = consumer.wait_for_keys([(b["boot_id"], b["seq"]) for b in produced
-                                      if b["seq"] not in may_be_lost], 30)
+        got = all_but_lost(consumer, produced, may_be_lost, 30)
     finally:
-        watch.close()
-        output.stop()
-        link.stop()
-        consumer.close()
+        stop_all(watch, output, link, consumer)
     assert no_conn_answers, "the window was not hit: paho took every publish"
     assert "outbox sender failed" not in caplog.text
     lost = in_order_without_gaps(got, produced, may_be_lost)
