@@ -263,7 +263,7 @@ class CommandRouter:
                 # Strict JSON mode: "3" is not a number and 1 is not true, as in the JSON Schema.
                 request = command.model.model_validate_json(payload, strict=True)
             except ValidationError as exc:
-                raise CommandRefused("; ".join(_describe(e) for e in exc.errors())) from None
+                raise CommandRefused(refusal_reason(exc)) from None
             if role != LOCAL:
                 self._check_time(request.t)
             if request_id is not None:
@@ -320,6 +320,11 @@ class CommandRouter:
         if result is not None:
             out["result"] = result
         return out
+
+
+def refusal_reason(exc: ValidationError) -> str:
+    """A request model's validation errors as one reason, each naming its field."""
+    return "; ".join(_describe(e) for e in exc.errors())
 
 
 def _describe(error: dict) -> str:

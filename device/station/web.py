@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from device.station import people, views
+from device.station import forms, people, views
 from device.station.config import StationSection
 from device.station.store import Store
 
@@ -114,6 +114,7 @@ def broker_state(ingest) -> dict:
 
 def create_app(store: Store, settings: StationSection, ingest, secret_key: str) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
+    bedside_forms = forms.forms()  # drawn once from the published schemas
     templates.env.filters["utc"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t))
     feed = WardFeed(store, settings, ingest)
 
@@ -190,7 +191,8 @@ def create_app(store: Store, settings: StationSection, ingest, secret_key: str) 
 
     @guarded("viewer")
     async def bed_page(request: Request, who) -> Response:
-        return page(request, "bed.html", who, device_id=request.path_params["device_id"])
+        return page(request, "bed.html", who, device_id=request.path_params["device_id"],
+                    forms=bedside_forms)
 
     @guarded("viewer", api=True)
     async def ward_json(request: Request, who) -> Response:
@@ -257,6 +259,14 @@ def create_app(store: Store, settings: StationSection, ingest, secret_key: str) 
             return JSONResponse({"error": "nrs: a whole number 0 to 10"}, status_code=400)
         return await command(request, who, "self_report", {"nrs": nrs, "source": "nurse"})
 
+    @guarded("nurse", api=True)
+    async def bedside(request: Request, who) -> Response:
+        name = request.path_params["command"]
+        checked = forms.check(name, await _json(request))
+        if isinstance(checked, str):
+            return JSONResponse({"error": checked}, status_code=400)
+        return await command(request, who, name, checked)
+
     @guarded("viewer", api=True)
     async def command_json(request: Request, who) -> Response:
         row = await run_in_threadpool(store.command, request.path_params["request_id"])
@@ -280,6 +290,7 @@ def create_app(store: Store, settings: StationSection, ingest, secret_key: str) 
         Route("/events", events),
         Route("/api/bed/{device_id}/acknowledge", acknowledge, methods=["POST"]),
         Route("/api/bed/{device_id}/self_report", self_report, methods=["POST"]),
+        Route("/api/bed/{device_id}/{command}", bedside, methods=["POST"]),
         Route("/api/command/{request_id}", command_json),
         Route("/audit", audit_page), Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

@@ -141,6 +141,19 @@ async function refresh() {
   const r = await fetch(`/api/bed/${encodeURIComponent(device)}`, { credentials: "same-origin" });
   if (r.ok) draw(await r.json());
 }
+// A scale score or a dose: every field given, as a number where the schema says so; a field
+// left at "not given" is not sent. The station checks it as the device would before sending.
+for (const f of document.querySelectorAll("form.bedside")) {
+  f.addEventListener("submit", ev => {
+    ev.preventDefault();
+    const body = {};
+    for (const c of f.querySelectorAll("select, input")) {
+      if (c.value === "") continue;
+      body[c.name] = c.dataset.kind === "text" ? c.value : Number(c.value);
+    }
+    send(f.dataset.command, body);
+  });
+}
 const form = document.getElementById("self-report");
 if (form) form.addEventListener("submit", ev => { ev.preventDefault(); send("self_report", { nrs: Number(document.getElementById("nrs").value) }); });
 refresh(); setInterval(refresh, 5000);

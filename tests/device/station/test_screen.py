@@ -10,7 +10,6 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.device.mqtt_helpers import command
 from tests.device.station.conftest import ADMIN, VIEWER, log_in, wait_for
 from tests.device.station.test_ingest import raw_publish
 from tools.bench.ward_sim import SimulatedBed
@@ -138,25 +137,40 @@ def test_forged_payload_vanished_bed_and_broker_restart_are_shown(station, page,
         steady.stop()
 
 
-def nurse_command(broker, device_id: str, name: str, **fields) -> None:
-    """A command on the nurse role's topic, as a nurse's client sends it to the device."""
-    raw_publish(broker, f"painmon/{device_id}/cmd/nurse/{name}",
-                command(request_id=f"{name}-{time.time_ns()}", **fields))
+def fill_form(page, command: str, **fields) -> None:
+    """A nurse fills a bedside form on the bed view and sends it."""
+    form = page.locator(f"#form-{command}")
+    for name, value in fields.items():
+        control = form.locator(f"[name={name}]")
+        if control.evaluate("c => c.tagName") == "SELECT":
+            control.select_option(str(value))
+        else:
+            control.fill(str(value))
+    form.get_by_role("button").click()
 
 
-def a_dose_and_a_painad_score_on_the_bed_view(page, broker) -> None:
-    """A dose given a minute ago (the demo reassesses after 30 s: overdue at once), then a
-    nurse's PAINAD, which answers its reassessment; both drawn and listed, in words."""
-    nurse_command(broker, "painmon-demo", "analgesia", route="iv", drug_class="opioid",
-                  minutes_ago=1)
+def a_dose_and_a_painad_score_entered_on_the_bed_view(page) -> None:
+    """A dose given a minute ago (the demo reassesses after 30 s: overdue at once), a CPOT the
+    station refuses (no fourth item), then a PAINAD, which answers the dose's reassessment; all
+    entered on the bed view's forms, drawn and listed, in words."""
+    fill_form(page, "analgesia", route="iv", drug_class="opioid", minutes_ago=1)
+    expect(page.locator("#bed-command")).to_contain_text(
+        "analgesia by nurse-ann: done by the bed", timeout=TIMEOUT_MS)
     doses = page.locator("#bed-doses")
     expect(doses).to_contain_text("iv opioid", timeout=TIMEOUT_MS)
     expect(doses.locator("li.dose.overdue")).to_contain_text("reassessment overdue since")
     expect(page.locator("#chart-doses .mark.dose")).to_contain_text("▲ iv opioid")
     expect(page.locator("#chart-pain line.dose")).to_have_count(1)
 
-    nurse_command(broker, "painmon-demo", "painad", breathing=1, negative_vocalization=0,
-                  facial_expression=2, body_language=0, consolability=0)
+    fill_form(page, "cpot", facial_expression=1, body_movements=0, muscle_tension=1)
+    expect(page.locator("#bed-command")).to_contain_text(
+        "not sent: payload: Value error, give exactly one of ventilator_compliance")
+    expect(page.locator("#bed-scales")).not_to_contain_text("CPOT")
+
+    fill_form(page, "painad", breathing=1, negative_vocalization=0, facial_expression=2,
+              body_language=0, consolability=0)
+    expect(page.locator("#bed-command")).to_contain_text(
+        "painad by nurse-ann: done by the bed", timeout=TIMEOUT_MS)
     expect(page.locator("#bed-scales")).to_contain_text("PAINAD 3/10 (3.0/10)",
                                                         timeout=TIMEOUT_MS)
     expect(page.locator("#chart-pain rect.scale.painad")).to_have_count(1)
@@ -172,7 +186,7 @@ def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mo
                                                                face_model_dir):
     """``painmon demo`` and ``painmon station`` side by side: the demo device appears, a pain
     rating entered on its bed view is answered by the device's own command handler, and a
-    nurse's dose and PAINAD score sent to the device are drawn and listed on the bed view.
+    nurse's dose and PAINAD score entered on its forms are drawn and listed on the bed view.
     (The demo reads the face models from the default directory ``face_model_dir`` fills: its
     face gives the first estimate within seconds, long before the physiology's.)"""
     from tests.device.app.test_demo import demo_process
@@ -190,7 +204,7 @@ def test_the_demo_bed_live_and_a_rating_entered_at_the_station(station, page, mo
         expect(page.locator("#bed-command")).to_contain_text(
             "self_report by nurse-ann: done by the bed", timeout=TIMEOUT_MS)
         expect(page.locator("#bed-reports")).to_contain_text("NRS 6 (nurse)", timeout=TIMEOUT_MS)
-        a_dose_and_a_painad_score_on_the_bed_view(page, mosquitto)
+        a_dose_and_a_painad_score_entered_on_the_bed_view(page)
     finally:
         demo.terminate()
         demo.wait(10)
