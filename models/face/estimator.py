@@ -90,6 +90,11 @@ class FaceEstimator:
         self.au_scales = None if au_scales is None else au.check_scales(au_scales)
         self._smoother = ConfidenceSmoother(confidence_tau_s)
         self._track: MeshResult | None = None
+        # Where the face being read was last seen (its centre, as fractions of the frame's width
+        # and height): when its track is lost and several faces are in view, the
+        # one nearest that place is taken, not the most face-like, so that a visitor or a nurse
+        # leaning in is not read against the patient's neutral face.
+        self._anchor: tuple[float, float] | None = None
         self._calibration: au.BaselineAccumulator | None = None
         self.neutral = au.NeutralBaseline.canonical()
         self.set_neutral(neutral)
@@ -97,8 +102,9 @@ class FaceEstimator:
     # -- calibration ----------------------------------------------------------------------
     def set_neutral(self, baseline: au.NeutralBaseline | dict | None) -> None:
         """Use this neutral face (a baseline or its ``to_dict()``); None returns to canonical."""
-        if baseline is None:
+        if baseline is None:  # another person: no place in the frame is theirs yet
             baseline = au.NeutralBaseline.canonical()
+            self._anchor = None
         elif isinstance(baseline, dict):
             baseline = au.NeutralBaseline.from_dict(baseline)
         self.neutral = baseline
@@ -147,7 +153,7 @@ class FaceEstimator:
             t1 = time.perf_counter()
             timings["detect"] = (t1 - t0) * 1e3
             if faces:
-                detection = faces[0]
+                detection = self._nearest_to_anchor(faces, image.shape)
                 roi = roi_from_detection(detection)
                 crop, transform = self.mesh.crop(image, roi)
                 mesh = self.mesh.run(crop, transform, roi)
@@ -158,6 +164,8 @@ class FaceEstimator:
                     mesh = None
                 timings["action_units"] += (time.perf_counter() - t2) * 1e3
         self._track = mesh if self.tracking else None
+        if mesh is not None and self.tracking:
+            self._anchor = _place(mesh.points, image.shape)
         if mesh is None:
             return FaceObservation(t_ns, detection=detection, timings_ms=timings)
 
@@ -186,6 +194,15 @@ class FaceEstimator:
         return FaceObservation(
             t_ns, detection, mesh, pose, measures, aus, au.pspi(aus), emotions, quality, tracked, timings
         )
+
+    def _nearest_to_anchor(self, faces: list[FaceDetection], shape) -> FaceDetection:
+        """The detection nearest where the face being read was last seen; the best-scored one
+        when there is no such place (a new stream, a new person) or only one face."""
+        if self._anchor is None or len(faces) == 1:
+            return faces[0]
+        height, width = shape[:2]
+        ax, ay = self._anchor
+        return min(faces, key=lambda f: np.hypot(f.center[0] / width - ax, f.center[1] / height - ay))
 
     def _accept(self, mesh: MeshResult) -> tuple[np.ndarray, FacePose] | None:
         """Frontalised points and pose if the landmarks are a face we can follow, else None."""
@@ -233,6 +250,13 @@ class FaceEstimator:
 
 def _unit(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
+
+
+def _place(points: np.ndarray, shape) -> tuple[float, float]:
+    """A face's centre (its landmarks' bounding box) as fractions of the frame."""
+    height, width = shape[:2]
+    (x0, y0), (x1, y1) = points[:, :2].min(0), points[:, :2].max(0)
+    return float((x0 + x1) / 2 / width), float((y0 + y1) / 2 / height)
 
 
 def neutral_from_frames(estimator: FaceEstimator, frames: Iterable[Frame | np.ndarray]) -> au.NeutralBaseline:

@@ -131,3 +131,46 @@ def test_modality_estimate_refuses_out_of_range_values():
     ok = ModalityEstimate("face", None, 0.0, 0.0, {"x": float("nan")}, ("no_face",))
     assert ok.to_dict() == {"modality": "face", "score": None, "confidence": 0.0, "quality": 0.0,
                             "features": {"x": None}, "flags": ["no_face"]}
+
+
+def two_faces(astronaut):
+    """A frame with the astronaut on the left (the patient), and the frame with a second,
+    larger and more face-like face on the right (a visitor: the astronaut mirrored), which the
+    detector ranks first."""
+    from PIL import Image
+
+    head = astronaut[0:300, 100:380]
+
+    def place(canvas, image, x, y, scale):
+        size = (int(image.shape[1] * scale), int(image.shape[0] * scale))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        canvas[y:y + image.shape[0], x:x + image.shape[1]] = image
+        return canvas
+
+    alone = place(np.full((420, 760, 3), 90, np.uint8), head, 10, 50, 1.0)
+    return alone, place(alone.copy(), np.ascontiguousarray(head[:, ::-1]), 380, 20, 1.1)
+
+
+def test_a_lost_track_is_picked_up_on_the_face_it_was_reading_not_the_most_face_like(
+        face_model_dir, astronaut):
+    alone, with_visitor = two_faces(astronaut)
+    est = FaceEstimator(face_model_dir, tracking=True)
+    ranked = est.detector.detect(with_visitor)
+    assert len(ranked) == 2 and ranked[0].center[0] > 380 > ranked[1].center[0]  # visitor first
+    blank = np.full_like(alone, 90)
+
+    def centre_x(obs) -> float:
+        return float(obs.landmarks[:, 0].mean())
+
+    assert centre_x(est.observe(alone, 0)) < 380
+    assert not est.observe(blank, 1).has_face  # the patient's track is lost
+    assert centre_x(est.observe(with_visitor, 2)) < 380  # picked up on the patient again
+    assert centre_x(est.observe(with_visitor, 3)) < 380  # and tracked there
+    # A new person (the neutral face set back): no place is theirs yet, the best face is taken.
+    est.observe(blank, 4)
+    est.set_neutral(None)
+    assert centre_x(est.observe(with_visitor, 5)) > 380
+    # Without tracking (single photos) every frame stands alone: the best face.
+    still = FaceEstimator(face_model_dir, tracking=False)
+    still.observe(alone, 0)
+    assert centre_x(still.observe(with_visitor, 1)) > 380

@@ -74,3 +74,29 @@ def test_uncalibrated_a_pain_expression_without_a_smile_or_open_jaw_still_reads_
     at_rest = [g for g in grimaces if g.at_rest["au12"] < TRACE and g.at_rest["au26"] < TRACE]
     assert len(at_rest) >= 3
     assert [g.id for g in at_rest if level_for(g.uncalibrated) == "none"] == []
+
+
+@pytest.fixture(scope="module")
+def conditions(face_model_dir, files):
+    from tools.bench import face_conditions
+
+    faces = face_conditions.single_faces(face_model_dir, files)
+    assert len(faces) >= 8
+    return face_conditions.read(face_model_dir, faces)
+
+
+def test_faces_not_in_pain_stay_below_moderate_through_camera_and_light_changes(conditions):
+    """Mirrored, rolled, small, compressed, blurred, dark, noisy, grey, under infrared light:
+    uncalibrated and against their own neutral face taken as they were, none reads moderate.
+    The one exception, reported in the README and not asserted: uncalibrated, a face squeezed
+    to 0.9 of its height looks like brows lowered with cheeks and nose raised, the geometry of
+    pain (up to severe); against its own neutral it reads mild at most (asserted)."""
+    from tools.bench.face_conditions import CONDITIONS
+
+    assert set(conditions) == set(CONDITIONS)
+    for name, r in conditions.items():
+        assert len(r["lost"]) <= 1, (name, r["lost"])
+        assert max(r["calibrated"]) < 3.5, (name, "calibrated", r["calibrated"])
+        if name != "height x0.9":
+            assert max(r["uncalibrated"]) < 3.5, (name, "uncalibrated", r["uncalibrated"])
+    assert max(conditions["as taken"]["uncalibrated"]) < 0.5
