@@ -100,3 +100,15 @@ def test_faces_not_in_pain_stay_below_moderate_through_camera_and_light_changes(
         if name != "height x0.9":
             assert max(r["uncalibrated"]) < 3.5, (name, "uncalibrated", r["uncalibrated"])
     assert max(conditions["as taken"]["uncalibrated"]) < 0.5
+
+
+def test_a_pain_expression_still_reads_as_pain_through_camera_and_light_changes(face_model_dir):
+    """The demo photo's pain expression against the photo at rest: at full intensity moderate
+    or more under every change, at half intensity at least mild."""
+    from tools.bench.face_conditions import CONDITIONS, read_pain
+
+    pain = read_pain(face_model_dir)
+    assert set(pain) == set(CONDITIONS)
+    for name, by_intensity in pain.items():
+        assert by_intensity[1.0] is not None and by_intensity[1.0] >= 3.5, (name, by_intensity)
+        assert by_intensity[0.5] is not None and by_intensity[0.5] >= 0.5, (name, by_intensity)

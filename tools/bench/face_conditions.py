@@ -13,7 +13,11 @@ canonical face, as the device reads until the stay's calibration; and **calibrat
 its own neutral face taken from the unchanged photo, as after a calibration in other light.
 Per condition: the faces found, how many read below "mild" (score < 0.5), the mean and the
 highest score. The peer, on the same frames in the same run, is the plain PSPI (the face as
-it read before smiles and uncalibrated brows were set aside). The last line is a JSON object.
+it read before smiles and uncalibrated brows were set aside). The other side: the demo's pain
+expression (``sensors.emulated.expression``, the photo itself warped: brows down and together,
+cheeks, lids, nasal alae and upper lip raised) at intensity 0.5 and 1, under the same changes,
+read against the unchanged photo as the neutral face: the score it reaches. The last line is a
+JSON object.
 """
 
 from __future__ import annotations
@@ -146,6 +150,30 @@ def read(model_dir, faces, conditions=CONDITIONS) -> dict[str, dict[str, list]]:
     return out
 
 
+PAIN_INTENSITIES = (0.5, 1.0)
+
+
+def read_pain(model_dir, conditions=CONDITIONS) -> dict[str, dict[float, float | None]]:
+    """condition -> {intensity: the score of the demo photo's pain expression against the photo
+    at rest as its neutral face (None: no face found)}."""
+    from models.face import FaceEstimator, neutral_from_frames
+    from sensors.emulated.expression import FacePoints, PainExpression
+    from sensors.emulated.photo import astronaut_photo
+
+    photo = astronaut_photo()
+    grimace = PainExpression(FacePoints.astronaut())
+    finder = FaceEstimator(model_dir, tracking=False, emotion=False)
+    own = FaceEstimator(model_dir, tracking=False, emotion=False,
+                        neutral=neutral_from_frames(finder, [photo]))
+    out: dict[str, dict[float, float | None]] = {name: {} for name in conditions}
+    for intensity in PAIN_INTENSITIES:
+        face = grimace.apply(photo, intensity)
+        for name, change in conditions.items():
+            obs = own.observe(change(face))
+            out[name][intensity] = float(own.estimate(obs).score) if obs.has_face else None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench.face_conditions",
                                      description=__doc__.splitlines()[0])
@@ -163,20 +191,23 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = args.model_dir or default_model_dir()
     faces = single_faces(model_dir, files)
     readings = read(model_dir, faces)
+    pain = read_pain(model_dir)
     print(f"{len(faces)} faces not in pain, each alone in its crop, {len(CONDITIONS)} conditions, "
           f"{time.perf_counter() - t0:.0f} s")
     print(f"{'condition':22s} {'found':>5s} | {'uncalibrated: below mild':>24s} {'mean':>5s} {'max':>5s} | "
           f"{'calibrated: below mild':>22s} {'mean':>5s} {'max':>5s} | "
-          f"{'peer plain PSPI: below mild':>27s} {'max':>5s}")
+          f"{'peer plain PSPI: below mild':>27s} {'max':>5s} | pain 0.5 / 1 (own neutral)")
     results = {}
     for name, r in readings.items():
         unc, cal, plain = summary(r["uncalibrated"]), summary(r["calibrated"]), summary(r["plain"])
         results[name] = {"found": len(r["uncalibrated"]), "lost": r["lost"], "uncalibrated": unc,
-                         "calibrated": cal, "plain_pspi": plain}
+                         "calibrated": cal, "plain_pspi": plain,
+                         "pain_expression": {str(k): v for k, v in pain[name].items()}}
+        pain_text = " / ".join("lost" if v is None else f"{v:.2f}" for v in pain[name].values())
         print(f"{name:22s} {len(r['uncalibrated']):5d} | {unc['share_below_mild']:24.0%} "
               f"{unc['score_mean']:5.2f} {unc['score_max']:5.2f} | {cal['share_below_mild']:22.0%} "
               f"{cal['score_mean']:5.2f} {cal['score_max']:5.2f} | "
-              f"{plain['share_below_mild']:27.0%} {plain['score_max']:5.2f}")
+              f"{plain['share_below_mild']:27.0%} {plain['score_max']:5.2f} | {pain_text}")
     print(json.dumps({"bench": "face_conditions", "faces": [n for n, _ in faces], "results": results,
                       "machine": {"cpu": cpu_name(), "threads": 1, "load_avg_1m": os.getloadavg()[0]}}))
     return 0
