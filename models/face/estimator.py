@@ -91,9 +91,9 @@ class FaceEstimator:
         self._smoother = ConfidenceSmoother(confidence_tau_s)
         self._track: MeshResult | None = None
         # Where the face being read was last seen (its centre, as fractions of the frame's width
-        # and height): when its track is lost and several faces are in view, the
-        # one nearest that place is taken, not the most face-like, so that a visitor or a nurse
-        # leaning in is not read against the patient's neutral face.
+        # and height): when its track is lost and several faces are in view, the one nearest
+        # that place is taken, not the most face-like, so that a visitor or a nurse leaning in
+        # is not read against the patient's neutral face.
         self._anchor: tuple[float, float] | None = None
         self._calibration: au.BaselineAccumulator | None = None
         self.neutral = au.NeutralBaseline.canonical()
