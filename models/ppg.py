@@ -39,6 +39,8 @@ from models.dsp import find_peaks, hann, median, parabolic_vertex, rfft_padded
 from models.pulse_belief import EVIDENCE, LINE_DISCOUNT, RateBelief, motion_lines
 
 HR_MIN_BPM, HR_MAX_BPM = 40.0, 220.0
+#: The pulse band the vitals band-pass a PPG to (and its motion reference with it), Hz.
+PULSE_BAND_HZ = (0.4, 4.0)
 GRID_STEP_BPM = 0.5
 GRID_BPM = np.arange(30.0, 240.0 + GRID_STEP_BPM, GRID_STEP_BPM)
 _BAND_LO = int(np.searchsorted(GRID_BPM, HR_MIN_BPM))

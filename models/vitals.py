@@ -22,7 +22,7 @@ from models.dsp import bandpass_sos, fill_nonfinite, find_peaks, highpass_sos, l
 from models.ecg import HRV_WINDOW_S, RPeakDetector, hr_from_ecg, hr_from_rr, hrv
 from models.eda import ScrDetector, tonic_level
 from models.pat import PatTracker
-from models.ppg import PulseRateTracker
+from models.ppg import PULSE_BAND_HZ, PulseRateTracker
 from models.pulse_belief import MOTION_FLOOR_G
 from models.resp import WINDOW_S as RESP_WINDOW_S
 from models.resp import BeatLog, reconcile, resp_from_beats
@@ -95,7 +95,7 @@ def clip_penalty(raw: np.ndarray) -> float:
 def _design_ppg(rate_hz: float) -> np.ndarray:
     if rate_hz < 10:
         raise ValueError(f"rate_hz {rate_hz} too low for heart rate, need >= 10 Hz")
-    return bandpass_sos(0.4, min(4.0, 0.4 * rate_hz), rate_hz)
+    return bandpass_sos(PULSE_BAND_HZ[0], min(PULSE_BAND_HZ[1], 0.4 * rate_hz), rate_hz)
 
 
 def _design_ecg(rate_hz: float) -> np.ndarray:

@@ -50,7 +50,7 @@ from models.physio.respiration import (
     resample_beats,
     respiration_features,
 )
-from models.ppg import remove_motion
+from models.ppg import PULSE_BAND_HZ, remove_motion
 from models.pulse_belief import MOTION_FLOOR_G
 
 FEATURE_NAMES = (
@@ -92,11 +92,10 @@ _IBI_JUMP = 0.25
 # A finger-free E4 or an open GSR clip reads (near) zero conductance.
 _EDA_CONTACT_US = 0.02
 _BEAT_BANDS_HZ = {"ppg": (0.7, 3.5), "ecg": (5.0, 20.0)}
-# Motion cleaning: the vitals' PPG band (``models.vitals``) for the PPG and the accelerometer
+# Motion cleaning: the vitals' PPG band (``PULSE_BAND_HZ``) for the PPG and the accelerometer
 # axes alike, and their window: one least-squares fit per 10 s, on windows aligned to whole
 # multiples of 10 s of the signals' own clock, so that a device holding the last minute and a
 # whole recording cut the same windows.
-CLEAN_BAND_HZ = (0.4, 4.0)
 CLEAN_WINDOW_S = 10.0
 _HR_COLUMNS = [FEATURE_NAMES.index("hr_bpm"), FEATURE_NAMES.index("hrv_rmssd_ms")]
 
@@ -201,8 +200,7 @@ def motion_clean_ppg(ppg: np.ndarray, rate_hz: float, accel_g: np.ndarray,
     n = len(ppg)
     if n < 16 or len(accel_g) < 16 or accel_g.ndim != 2 or accel_g.shape[1] != 3:
         return ppg
-    high = min(CLEAN_BAND_HZ[1], 0.4 * rate_hz, 0.4 * accel_rate_hz)
-    band = (CLEAN_BAND_HZ[0], high)
+    band = (PULSE_BAND_HZ[0], min(PULSE_BAND_HZ[1], 0.4 * rate_hz, 0.4 * accel_rate_hz))
     x = np.nan_to_num(ppg, nan=np.nanmedian(ppg) if np.any(np.isfinite(ppg)) else 0.0)
     x = sosfiltfilt(_butter_sos(band, "bandpass", rate_hz), x - np.median(x),
                     padlen=min(n - 1, int(3 * rate_hz)))
