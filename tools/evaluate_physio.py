@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,8 @@ from tools.physio.sequences import (
     balanced_accuracy,
     expected_calibration_error,
     grouped_folds,
+    inference_ms,
+    predict,
     settled,
     subject_sequences,
     summary_features,
@@ -45,22 +46,6 @@ from tools.physio.sequences import (
 
 DEFAULT_FLOAT = MODEL_DIR / "physio_lstm_float.tflite"
 META = MODEL_DIR / "physio_lstm.json"
-
-
-def predict(model: TFLiteModel, x: np.ndarray) -> np.ndarray:
-    return np.array([model.run(x[i:i + 1])[0].ravel()[0] for i in range(len(x))], np.float32)
-
-
-def inference_ms(model: TFLiteModel, x: np.ndarray, repeats: int = 200) -> float:
-    one = x[:1]
-    for _ in range(20):
-        model.run(one)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        model.run(one)
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times))
 
 
 def logreg_peer(data: dict, folds: int) -> dict:
@@ -150,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         "device_vs_float_max_abs_diff": float(np.max(np.abs(all8 - allf))),
         "device_vs_float_auroc_diff": (None if ours["auroc"] is None
                                      else ours["auroc"] - ours_float["auroc"]),
-        "ms_median": inference_ms(device, data[next(iter(data))][0]),
-        "ms_median_float": inference_ms(flt, data[next(iter(data))][0]),
+        "ms_median": inference_ms(device, data[next(iter(data))][0])[0],
+        "ms_median_float": inference_ms(flt, data[next(iter(data))][0])[0],
         "size_kb": args.model.stat().st_size / 1024, "model": args.model.name,
         "in_sample_subjects": sorted(n for n in data if n in trained_on),
         "per_subject": {n: r["auroc"] for n, r in per_subject.items()},

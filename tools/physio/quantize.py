@@ -24,32 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 
 from models.runtime import TFLiteModel
 from tools.physio.convert import VARIANT_NAMES as FILE_NAMES  # TensorFlow only when converting
+from tools.physio.sequences import inference_ms, predict
 
 PARITY_TOLERANCE = 0.05
-
-
-def predict(model: TFLiteModel, x: np.ndarray) -> np.ndarray:
-    return np.array([model.run(x[i:i + 1])[0].ravel()[0] for i in range(len(x))], np.float32)
-
-
-def timing_ms(model: TFLiteModel, x: np.ndarray, repeats: int) -> tuple[float, float]:
-    """(median, 99th percentile) of one call, ms."""
-    one = x[:1]
-    for _ in range(50):
-        model.run(one)
-    times = np.empty(repeats)
-    for k in range(repeats):
-        t = time.perf_counter()
-        model.run(one)
-        times[k] = time.perf_counter() - t
-    return float(np.median(times) * 1e3), float(np.percentile(times, 99) * 1e3)
 
 
 def sequences(data: Path, steps: int) -> np.ndarray:
@@ -73,7 +56,7 @@ def measure(models_dir: Path, data: Path | None = None, meta: Path | None = None
     reference = predict(loaded["float32"], x) if data else None
     rows = {}
     for v, model in loaded.items():
-        med, p99 = timing_ms(model, x, repeats)
+        med, p99 = inference_ms(model, x, repeats)
         row = {"file": found[v].name, "size_kb": round(found[v].stat().st_size / 1024, 1),
                "ms_median": round(med, 4), "ms_p99": round(p99, 4), "runtime": model.runtime,
                "input_dtype": np.dtype(model.inputs[0]["dtype"]).name}

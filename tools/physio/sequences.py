@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from models.physio.features import SEQUENCE_STEPS
@@ -89,3 +91,23 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     hits = np.bincount(idx, weights=y, minlength=bins)
     used = count > 0
     return float(np.sum(np.abs(hits[used] - conf[used])) / max(len(p), 1))
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """One output per sequence of ``x`` through a ``models.runtime.TFLiteModel``, one call each
+    (batch 1, as on the device)."""
+    return np.array([model.run(x[i:i + 1])[0].ravel()[0] for i in range(len(x))], np.float32)
+
+
+def inference_ms(model, x: np.ndarray, repeats: int = 200, warmup: int = 50) -> tuple[float, float]:
+    """(median, 99th percentile) of one call on the first sequence of ``x``, ms, after a
+    warm-up."""
+    one = x[:1]
+    for _ in range(warmup):
+        model.run(one)
+    times = np.empty(repeats)
+    for k in range(repeats):
+        t = time.perf_counter()
+        model.run(one)
+        times[k] = time.perf_counter() - t
+    return float(np.median(times) * 1e3), float(np.percentile(times, 99) * 1e3)

@@ -43,6 +43,7 @@ from tools.physio.sequences import (
     balanced_accuracy,
     expected_calibration_error,
     grouped_folds,
+    predict,
     settled,
     subject_sequences,
     summary_features,
@@ -134,8 +135,7 @@ def _predict_tflite(blob: bytes, x: np.ndarray) -> np.ndarray:
     with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
         f.write(blob)
         f.flush()
-        m = TFLiteModel(f.name, num_threads=1)
-        return np.array([m.run(x[i:i + 1])[0].ravel()[0] for i in range(len(x))], np.float32)
+        return predict(TFLiteModel(f.name, num_threads=1), x)
 
 
 def parity(p: np.ndarray, reference: np.ndarray, tolerance: float = 0.05) -> dict:
