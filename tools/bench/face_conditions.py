@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.face.imaging import to_gray
 from tools import face_photos
 from tools.bench import cpu_name
 from tools.bench.face_nonpain import summary
@@ -66,18 +67,14 @@ def _blurred(image: np.ndarray, sigma_px: float = 2.0) -> np.ndarray:
     return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(sigma_px)))
 
 
-def _luma(image: np.ndarray) -> np.ndarray:
-    return image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
 def _grey(image: np.ndarray) -> np.ndarray:
-    return np.repeat(np.clip(_luma(image), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return np.repeat(np.clip(to_gray(image), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def _night_ir(image: np.ndarray) -> np.ndarray:
     """What a camera without an IR-cut filter sees under 850 nm light: grey, low contrast, the
     red channel a little higher."""
-    y = 40.0 + 0.6 * _luma(image)
+    y = 40.0 + 0.6 * to_gray(image)
     return np.clip(np.stack([1.08 * y, 0.95 * y, 1.02 * y], axis=2), 0, 255).astype(np.uint8)
 
 
