@@ -25,9 +25,9 @@ TITLES = {"painad": "PAINAD (advanced dementia)", "cpot": "CPOT (critical care)"
 _STATION_SETS = ("request_id", "schema", "t")
 
 
-def request_models() -> dict[str, type[CommandRequest]]:
-    return {**{scale: model for scale, (model, _) in SCALES.items()},
-            "analgesia": AnalgesiaRequest}
+#: command -> the device's request model, which checks what the form sends
+REQUEST_MODELS: dict[str, type[CommandRequest]] = {
+    **{scale: model for scale, (model, _) in SCALES.items()}, "analgesia": AnalgesiaRequest}
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def forms() -> list[Form]:
 
 def check(command: str, body: dict) -> dict | str:
     """The payload to send for ``command``, or why the station refuses it."""
-    model = request_models().get(command)
+    model = REQUEST_MODELS.get(command)
     if model is None:
         return f"no form for {command[:64]!r} (known: {', '.join(TITLES)})"
     if not isinstance(body, dict):
