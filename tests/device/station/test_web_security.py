@@ -32,6 +32,11 @@ def csrf(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
+def page_token(html: str) -> str:
+    """The CSRF token a logged-in page gives its scripts (the x-csrf-token header)."""
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
 def test_cookies_are_secure_httponly_samesite_and_pages_carry_a_csp(app_store):
     c = client(app_store, secure=True)
     page = c.get("/login")
@@ -64,7 +69,7 @@ def test_log_in_needs_the_csrf_token_and_the_right_password(app_store):
     assert forged.status_code == 403
     # With the token it passes the checks; this process has no broker link, and says so.
     page = c.get("/")
-    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+    token = page_token(page.text)
     sent = c.post("/api/bed/bed-1/acknowledge", json={"alarm_id": "1"},
                   headers={"x-csrf-token": token})
     assert sent.status_code == 503
@@ -76,7 +81,7 @@ def logged_in(store, user=("nurse-ann", "correct horse battery")) -> tuple[TestC
     token = csrf(c.get("/login").text)
     c.post("/login", data={"csrf_token": token, "username": user[0], "password": user[1]})
     page = c.get("/")
-    return c, re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+    return c, page_token(page.text)
 
 
 @pytest.mark.parametrize("command, body, reason", [
