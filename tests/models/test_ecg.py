@@ -10,18 +10,23 @@ from tests.models.sim_vitals import shared_data, simulate, stream, subject
 from tools.bench.rpeaks import match
 
 
-def _beats(sim, seconds, hop_s=1.0):
+def _published(x: np.ndarray, seconds: float, hop_s: float = 1.0) -> tuple[np.ndarray, list]:
+    """An ECG streamed through the vitals: the R peaks they found (s) and each hop's rate."""
     tracker = VitalsTracker(hop_s=hop_s)
-    got = []
-    stream(simulate(sim, seconds, channels=("ecg",)), seconds, tracker,
-           on_update=lambda t, v: got.append(tracker.new_r_peaks_ns))
-    return np.concatenate(got) / 1e9, tracker
+    beats, rates = [], []
+    stream({"ecg": x}, seconds, tracker,
+           on_update=lambda t, v: (beats.append(tracker.new_r_peaks_ns), rates.append(v.hr_bpm["ecg"])))
+    return np.concatenate(beats) / 1e9, rates
+
+
+def _beats(sim, seconds, hop_s=1.0) -> np.ndarray:
+    return _published(simulate(sim, seconds, channels=("ecg",))["ecg"], seconds, hop_s)[0]
 
 
 @pytest.mark.parametrize("hr_bpm, hop_s", [(55, 1.0), (110, 1.0), (150, 0.5)])
 def test_r_peaks_match_the_simulated_beats(hr_bpm, hop_s):
     sim = subject(seed=hr_bpm, hr_bpm=hr_bpm)
-    got, _ = _beats(sim, 60.0, hop_s)
+    got = _beats(sim, 60.0, hop_s)
     got = got[(got >= 0.5) & (got < 59.0)]
     m = match(got, sim.beats(0.5, 59.0))
     assert m["f1"] >= 0.995, m
@@ -29,7 +34,7 @@ def test_r_peaks_match_the_simulated_beats(hr_bpm, hop_s):
 
 def test_ectopic_beats_are_flagged():
     sim = PhysiologySimulator(Scenario.rest(hr_bpm=70), seed=4, ectopic_prob=0.08)
-    got, _ = _beats(sim, 90.0)
+    got = _beats(sim, 90.0)
     got = got[(got >= 0.5) & (got < 89.0)]
     assert match(got, sim.beats(0.5, 89.0))["f1"] >= 0.99
     rr = np.diff(got)
@@ -79,14 +84,6 @@ def test_mitbih_100_excerpt():
     x = rec.signal[: round(120 * rec.rate_hz), 0]
     m = match(painmon_beats(x, rec.rate_hz), rec.beats_s[rec.beats_s < 120])
     assert m["f1"] >= 0.995, m
-
-
-def _published(x: np.ndarray, seconds: float) -> tuple[np.ndarray, list]:
-    tracker = VitalsTracker()
-    beats, rates = [], []
-    stream({"ecg": x}, seconds, tracker,
-           on_update=lambda t, v: (beats.append(tracker.new_r_peaks_ns), rates.append(v.hr_bpm["ecg"])))
-    return np.concatenate(beats) / 1e9, rates
 
 
 @pytest.mark.parametrize("disturbance", ["inverted lead", "baseline wander", "mains 50 Hz",

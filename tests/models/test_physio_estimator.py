@@ -35,10 +35,11 @@ def test_committed_device_model_runs_in_litert():
 
 
 def _max_parity_gap(x: np.ndarray) -> float:
+    from tools.physio.sequences import predict
+
     device = TFLiteModel(DEFAULT_MODEL, num_threads=1)
     reference = TFLiteModel(FLOAT_MODEL, num_threads=1)
-    return max(abs(device.run(seq[None])[0].item() - reference.run(seq[None])[0].item())
-               for seq in x)
+    return float(np.max(np.abs(predict(device, x) - predict(reference, x))))
 
 
 def test_device_model_matches_float_on_inputs_across_the_clipped_range():
